@@ -1,0 +1,141 @@
+//! CreateCluster, DescribeCluster, ListClusters, DeleteCluster, and the admin status route.
+
+use actix_web::HttpResponse;
+
+use super::error::ApiError;
+use super::input::{required, JsonBody, Query};
+use super::wire::{ClusterOutput, ClusterShape, ListClustersOutput};
+use super::{ok_json, AppState};
+use crate::domain::{
+    ClientRequestToken, ClusterName, ClusterStatus, NewCluster, RoleArn, Tags, Timestamp,
+    DEFAULT_KUBERNETES_VERSION,
+};
+
+fn cluster_response(
+    state: &AppState,
+    cluster: &crate::domain::Cluster,
+    status: ClusterStatus,
+) -> HttpResponse {
+    ok_json(&ClusterOutput {
+        cluster: ClusterShape::new(cluster, status, &state.identity),
+    })
+}
+
+pub async fn create(state: &AppState, body: JsonBody) -> Result<HttpResponse, ApiError> {
+    let name = ClusterName::parse("name", body.required_string("name")?)?;
+    let role_arn =
+        RoleArn::parse_in_account("roleArn", body.required_string("roleArn")?, &state.identity)?;
+    // Required by the Model; all of its members are optional, so `{}` will do.
+    body.object("resourcesVpcConfig")?
+        .ok_or_else(|| required("resourcesVpcConfig"))?;
+    let version = match body.string("version")? {
+        Some(v) if v.is_empty() || v.len() > 16 => {
+            return Err(ApiError::invalid_parameter(format!(
+                "version '{v}' is not a Kubernetes version; use a version such as {DEFAULT_KUBERNETES_VERSION}."
+            )))
+        }
+        Some(v) => v.to_owned(),
+        None => DEFAULT_KUBERNETES_VERSION.to_owned(),
+    };
+    let tags = Tags::parse("tags", body.string_map("tags")?.unwrap_or_default())?;
+    let token = body
+        .string("clientRequestToken")?
+        .map(ClientRequestToken::parse)
+        .transpose()?;
+    let request = NewCluster {
+        name,
+        role_arn,
+        version,
+        tags,
+    };
+    let cluster = state
+        .store
+        .create_cluster(request, token, Timestamp::now())
+        .await?;
+    // CreateCluster answers with the stored status (CREATING), as EKS does.
+    Ok(cluster_response(state, &cluster, cluster.status))
+}
+
+pub async fn describe(state: &AppState, name: &str) -> Result<HttpResponse, ApiError> {
+    let name = ClusterName::parse("name", name)?;
+    let cluster = state.store.cluster(name).await?;
+    Ok(cluster_response(
+        state,
+        &cluster,
+        cluster.status_at(Timestamp::now()),
+    ))
+}
+
+/// `nextToken` for ListClusters: the hex of the last name returned.
+fn encode_next(name: &ClusterName) -> String {
+    name.as_str().bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_next(token: &str) -> Result<ClusterName, ApiError> {
+    let invalid = || {
+        ApiError::invalid_parameter(format!(
+            "nextToken '{token}' was not issued by this server; pass the nextToken of the previous ListClusters answer, or none to start over."
+        ))
+    };
+    if token.len() % 2 != 0 || !token.is_ascii() {
+        return Err(invalid());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| invalid())?;
+    let name = String::from_utf8(bytes).map_err(|_| invalid())?;
+    ClusterName::parse("nextToken", &name).map_err(|_| invalid())
+}
+
+pub async fn list(state: &AppState, query: &Query) -> Result<HttpResponse, ApiError> {
+    let limit = query.max_results()?;
+    let after = query
+        .first("nextToken")
+        .filter(|t| !t.is_empty())
+        .map(decode_next)
+        .transpose()?;
+    let page = state.store.list_clusters(after, limit).await?;
+    let next_token = if page.more {
+        page.items.last().map(encode_next)
+    } else {
+        None
+    };
+    Ok(ok_json(&ListClustersOutput {
+        clusters: page.items.iter().map(ClusterName::as_str).collect(),
+        next_token,
+    }))
+}
+
+pub async fn delete(state: &AppState, name: &str) -> Result<HttpResponse, ApiError> {
+    let name = ClusterName::parse("name", name)?;
+    let cluster = state.store.delete_cluster(name).await?;
+    Ok(cluster_response(state, &cluster, ClusterStatus::Deleting))
+}
+
+pub async fn set_status(
+    state: &AppState,
+    name: &str,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let name = ClusterName::parse("name", name)?;
+    let status: ClusterStatus = body.required_string("status")?.parse()?;
+    let cluster = state.store.set_cluster_status(name, status).await?;
+    log::info!("cluster {} status set to {status}", cluster.name);
+    Ok(cluster_response(state, &cluster, cluster.status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_tokens_round_trip_and_foreign_tokens_are_refused() {
+        let name = ClusterName::parse("name", "prod-1").unwrap();
+        assert_eq!(decode_next(&encode_next(&name)).unwrap(), name);
+        for bad in ["zz", "abc", "2d2d", "not-a-token", "é1"] {
+            assert!(decode_next(bad).is_err(), "{bad}");
+        }
+    }
+}

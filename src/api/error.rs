@@ -1,0 +1,230 @@
+//! The one table of wire errors, and the one place their responses are built.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+/// Every error type this server sends, with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    InvalidParameterException,
+    InvalidRequestException,
+    ResourceNotFoundException,
+    ResourceInUseException,
+    ResourceLimitExceededException,
+    ServerException,
+    BadRequestException,
+    NotFoundException,
+    // Framework errors outside the EKS model, named as smithy-rs names them (spec §1.9).
+    UnknownOperationException,
+    UnsupportedMediaTypeException,
+    RequestEntityTooLargeException,
+}
+
+impl ErrorType {
+    pub fn status(self) -> StatusCode {
+        use ErrorType::*;
+        match self {
+            InvalidParameterException
+            | InvalidRequestException
+            | ResourceLimitExceededException
+            | BadRequestException => StatusCode::BAD_REQUEST,
+            ResourceNotFoundException | NotFoundException | UnknownOperationException => {
+                StatusCode::NOT_FOUND
+            }
+            ResourceInUseException => StatusCode::CONFLICT,
+            ServerException => StatusCode::INTERNAL_SERVER_ERROR,
+            UnsupportedMediaTypeException => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestEntityTooLargeException => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        use ErrorType::*;
+        match self {
+            InvalidParameterException => "InvalidParameterException",
+            InvalidRequestException => "InvalidRequestException",
+            ResourceNotFoundException => "ResourceNotFoundException",
+            ResourceInUseException => "ResourceInUseException",
+            ResourceLimitExceededException => "ResourceLimitExceededException",
+            ServerException => "ServerException",
+            BadRequestException => "BadRequestException",
+            NotFoundException => "NotFoundException",
+            UnknownOperationException => "UnknownOperationException",
+            UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
+            RequestEntityTooLargeException => "RequestEntityTooLargeException",
+        }
+    }
+
+    /// Whether the error structure has a `clusterName` member (the Tag APIs' errors do not).
+    fn has_cluster_name(self) -> bool {
+        use ErrorType::*;
+        matches!(
+            self,
+            InvalidParameterException
+                | InvalidRequestException
+                | ResourceNotFoundException
+                | ResourceInUseException
+                | ResourceLimitExceededException
+                | ServerException
+        )
+    }
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: ErrorType,
+    pub message: String,
+    pub cluster_name: Option<String>,
+    /// Set for status 405: the methods the path does allow.
+    pub allow: Option<String>,
+    pub status_override: Option<StatusCode>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+            cluster_name: None,
+            allow: None,
+            status_override: None,
+        }
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::InvalidParameterException, message)
+    }
+
+    /// 405: the path exists, the method does not.
+    pub fn method_not_allowed(method: &str, path: &str, allow: &str) -> Self {
+        let mut error = Self::new(
+            ErrorType::UnknownOperationException,
+            format!("{method} is not an operation on {path}; use {allow}."),
+        );
+        error.allow = Some(allow.to_owned());
+        error.status_override = Some(StatusCode::METHOD_NOT_ALLOWED);
+        error
+    }
+
+    pub fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.cluster_name = Some(cluster.into());
+        self
+    }
+
+    /// The Tag APIs report every client error as BadRequest or NotFound (spec §2.6–2.8).
+    pub fn for_tag_api(mut self) -> Self {
+        self.kind = match self.kind {
+            ErrorType::ResourceNotFoundException => ErrorType::NotFoundException,
+            ErrorType::ServerException => ErrorType::ServerException,
+            kind if kind.status() == StatusCode::BAD_REQUEST => ErrorType::BadRequestException,
+            kind => kind,
+        };
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status_override.unwrap_or_else(|| self.kind.status())
+    }
+
+    pub fn to_response(&self) -> HttpResponse {
+        let mut body = serde_json::Map::new();
+        body.insert("message".into(), self.message.clone().into());
+        if let Some(cluster) = self
+            .cluster_name
+            .as_ref()
+            .filter(|_| self.kind.has_cluster_name())
+        {
+            body.insert("clusterName".into(), cluster.clone().into());
+        }
+        let mut response = HttpResponse::build(self.status());
+        response.insert_header(("X-Amzn-ErrorType", self.kind.name()));
+        if let Some(allow) = &self.allow {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
+        response
+            .content_type("application/json")
+            .body(serde_json::Value::Object(body).to_string())
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let kind = match &error {
+            DomainError::InvalidParameter(_)
+            | DomainError::TokenReused { .. }
+            | DomainError::ImmutableField { .. } => ErrorType::InvalidParameterException,
+            DomainError::ClusterNotFound(_) | DomainError::AssociationNotFound { .. } => {
+                ErrorType::ResourceNotFoundException
+            }
+            DomainError::ClusterExists(_) | DomainError::AssociationExists { .. } => {
+                ErrorType::ResourceInUseException
+            }
+            DomainError::ClusterNotWritable { .. } => ErrorType::InvalidRequestException,
+        };
+        ApiError {
+            kind,
+            message: error.to_string(),
+            cluster_name: error.cluster_name().map(ToString::to_string),
+            allow: None,
+            status_override: None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Rejected(domain) => domain.into(),
+            other => {
+                // Opaque to the client, complete in the log: the whole source chain, once.
+                let mut chain = other.to_string();
+                let mut source = std::error::Error::source(&other);
+                while let Some(cause) = source {
+                    chain.push_str(": ");
+                    chain.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                log::error!("internal error: {chain}");
+                ApiError::new(
+                    ErrorType::ServerException,
+                    "The server could not complete the request because of an internal error; nothing \
+                     was acknowledged. Retry the request; the server log has the details.",
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_follow_the_model() {
+        assert_eq!(ErrorType::InvalidParameterException.status(), 400);
+        assert_eq!(ErrorType::InvalidRequestException.status(), 400);
+        assert_eq!(ErrorType::ResourceLimitExceededException.status(), 400);
+        assert_eq!(ErrorType::ResourceNotFoundException.status(), 404);
+        assert_eq!(ErrorType::ResourceInUseException.status(), 409);
+        assert_eq!(ErrorType::ServerException.status(), 500);
+        assert_eq!(ErrorType::BadRequestException.status(), 400);
+        assert_eq!(ErrorType::NotFoundException.status(), 404);
+    }
+
+    #[test]
+    fn tag_api_errors_carry_only_a_message() {
+        let error = ApiError::new(ErrorType::ResourceNotFoundException, "gone")
+            .with_cluster("c1")
+            .for_tag_api();
+        assert_eq!(error.kind, ErrorType::NotFoundException);
+        let response = error.to_response();
+        assert_eq!(
+            response.headers().get("x-amzn-errortype").unwrap(),
+            "NotFoundException"
+        );
+    }
+}

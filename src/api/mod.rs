@@ -1,0 +1,135 @@
+//! The HTTP API: one route table (`router`), one handler per operation, and
+//! one table of wire errors (`error`).
+//!
+//! Every request takes the same path: parse the endpoint from the raw path,
+//! read the body and query, call the operation's handler (which parses its
+//! input into domain types, makes one store call and maps the result to its
+//! wire shape), then stamp a request ID on the answer and log one line.
+
+mod associations;
+mod clusters;
+pub mod error;
+mod input;
+mod router;
+mod wire;
+
+use std::time::Instant;
+
+use actix_web::error::PayloadError;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use crate::domain::AwsIdentity;
+use crate::store::Store;
+use error::{ApiError, ErrorType};
+use input::{JsonBody, Query};
+pub use router::Endpoint;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Store,
+    pub identity: AwsIdentity,
+}
+
+/// Registers the API on an actix `App`.
+pub fn configure(
+    state: web::Data<AppState>,
+    max_body_bytes: usize,
+) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state)
+            .app_data(web::PayloadConfig::new(max_body_bytes))
+            .default_service(web::to(dispatch));
+    }
+}
+
+pub(crate) fn ok_json<T: Serialize>(value: &T) -> HttpResponse {
+    let body = serde_json::to_vec(value).expect("output shapes always serialize");
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}
+
+async fn dispatch(
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let endpoint = Endpoint::parse(req.method(), req.uri().path());
+    let operation = endpoint.as_ref().map_or("-", Endpoint::name);
+    let result = match endpoint {
+        Ok(endpoint) => handle(&req, endpoint, body, &state).await,
+        Err(e) => Err(e),
+    };
+    let mut response = result.unwrap_or_else(|e| e.to_response());
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if let Ok(value) = request_id.parse() {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-amzn-requestid"),
+            value,
+        );
+    }
+    let status = response.status();
+    let line = format_args!(
+        "{operation} {} {} -> {} in {:.1} ms request_id={request_id}",
+        req.method(),
+        req.uri().path(),
+        status.as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    match status.as_u16() {
+        500.. => log::error!("{line}"),
+        400.. => log::info!("{line}"),
+        _ => log::debug!("{line}"),
+    }
+    response
+}
+
+fn read_body(
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<JsonBody, ApiError> {
+    let bytes = body.map_err(|e| match e.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::new(
+            ErrorType::RequestEntityTooLargeException,
+            "The request body is larger than the server accepts (server.max_body_bytes).",
+        ),
+        _ => ApiError::invalid_parameter(format!("The request body could not be read: {e}.")),
+    })?;
+    JsonBody::from_request(req, &bytes)
+}
+
+async fn handle(
+    req: &HttpRequest,
+    endpoint: Endpoint,
+    body: Result<web::Bytes, actix_web::Error>,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(req, body)?;
+    let query = Query::parse(req.query_string())?;
+    match endpoint {
+        Endpoint::CreateCluster => clusters::create(state, body).await,
+        Endpoint::ListClusters => clusters::list(state, &query).await,
+        Endpoint::DescribeCluster { name } => clusters::describe(state, &name).await,
+        Endpoint::DeleteCluster { name } => clusters::delete(state, &name).await,
+        Endpoint::SetClusterStatus { name } => clusters::set_status(state, &name, body).await,
+        Endpoint::CreatePodIdentityAssociation { cluster } => {
+            associations::create(state, &cluster, body).await
+        }
+        Endpoint::DescribePodIdentityAssociation { cluster, id } => {
+            associations::describe(state, &cluster, &id).await
+        }
+        Endpoint::UpdatePodIdentityAssociation { cluster, id } => {
+            associations::update(state, &cluster, &id, body).await
+        }
+        other @ (Endpoint::ListPodIdentityAssociations { .. }
+        | Endpoint::DeletePodIdentityAssociation { .. }
+        | Endpoint::TagResource { .. }
+        | Endpoint::UntagResource { .. }
+        | Endpoint::ListTagsForResource { .. }) => Err(ApiError::new(
+            ErrorType::UnknownOperationException,
+            format!("{} is not implemented by this server yet.", other.name()),
+        )),
+    }
+}

@@ -1,0 +1,236 @@
+//! The route table: method and raw path to a typed endpoint.
+//!
+//! Labels arrive percent-encoded, and an ARN label carries encoded `/` and
+//! `:` (spec §1.4), so the raw path is split on `/` first and each segment
+//! decoded after. Decoding first would break `/tags/{resourceArn}`.
+
+use actix_web::http::Method;
+
+use super::error::{ApiError, ErrorType};
+
+/// One operation of the API with its path labels, decoded but not yet validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    CreateCluster,
+    ListClusters,
+    DescribeCluster {
+        name: String,
+    },
+    DeleteCluster {
+        name: String,
+    },
+    CreatePodIdentityAssociation {
+        cluster: String,
+    },
+    ListPodIdentityAssociations {
+        cluster: String,
+    },
+    DescribePodIdentityAssociation {
+        cluster: String,
+        id: String,
+    },
+    UpdatePodIdentityAssociation {
+        cluster: String,
+        id: String,
+    },
+    DeletePodIdentityAssociation {
+        cluster: String,
+        id: String,
+    },
+    TagResource {
+        arn: String,
+    },
+    UntagResource {
+        arn: String,
+    },
+    ListTagsForResource {
+        arn: String,
+    },
+    /// `PUT /admin/v1/clusters/{name}/status`: set a cluster's status (testing aid).
+    SetClusterStatus {
+        name: String,
+    },
+}
+
+impl Endpoint {
+    /// The operation's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Endpoint::CreateCluster => "CreateCluster",
+            Endpoint::ListClusters => "ListClusters",
+            Endpoint::DescribeCluster { .. } => "DescribeCluster",
+            Endpoint::DeleteCluster { .. } => "DeleteCluster",
+            Endpoint::CreatePodIdentityAssociation { .. } => "CreatePodIdentityAssociation",
+            Endpoint::ListPodIdentityAssociations { .. } => "ListPodIdentityAssociations",
+            Endpoint::DescribePodIdentityAssociation { .. } => "DescribePodIdentityAssociation",
+            Endpoint::UpdatePodIdentityAssociation { .. } => "UpdatePodIdentityAssociation",
+            Endpoint::DeletePodIdentityAssociation { .. } => "DeletePodIdentityAssociation",
+            Endpoint::TagResource { .. } => "TagResource",
+            Endpoint::UntagResource { .. } => "UntagResource",
+            Endpoint::ListTagsForResource { .. } => "ListTagsForResource",
+            Endpoint::SetClusterStatus { .. } => "SetClusterStatus",
+        }
+    }
+
+    pub fn parse(method: &Method, raw_path: &str) -> Result<Endpoint, ApiError> {
+        let raw: Vec<&str> = raw_path
+            .strip_prefix('/')
+            .unwrap_or(raw_path)
+            .split('/')
+            .collect();
+        let segments = raw
+            .iter()
+            .map(|s| percent_decode(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let m = method.as_str();
+        let not_allowed = |allow: &str| Err(ApiError::method_not_allowed(m, raw_path, allow));
+        match segments[..] {
+            ["clusters"] => match m {
+                "POST" => Ok(Endpoint::CreateCluster),
+                "GET" => Ok(Endpoint::ListClusters),
+                _ => not_allowed("GET, POST"),
+            },
+            ["clusters", name] => {
+                let name = name.to_owned();
+                match m {
+                    "GET" => Ok(Endpoint::DescribeCluster { name }),
+                    "DELETE" => Ok(Endpoint::DeleteCluster { name }),
+                    _ => not_allowed("GET, DELETE"),
+                }
+            }
+            ["clusters", cluster, "pod-identity-associations"] => {
+                let cluster = cluster.to_owned();
+                match m {
+                    "POST" => Ok(Endpoint::CreatePodIdentityAssociation { cluster }),
+                    "GET" => Ok(Endpoint::ListPodIdentityAssociations { cluster }),
+                    _ => not_allowed("GET, POST"),
+                }
+            }
+            ["clusters", cluster, "pod-identity-associations", id] => {
+                let (cluster, id) = (cluster.to_owned(), id.to_owned());
+                match m {
+                    "GET" => Ok(Endpoint::DescribePodIdentityAssociation { cluster, id }),
+                    "POST" => Ok(Endpoint::UpdatePodIdentityAssociation { cluster, id }),
+                    "DELETE" => Ok(Endpoint::DeletePodIdentityAssociation { cluster, id }),
+                    _ => not_allowed("GET, POST, DELETE"),
+                }
+            }
+            ["tags", arn] => {
+                let arn = arn.to_owned();
+                match m {
+                    "POST" => Ok(Endpoint::TagResource { arn }),
+                    "DELETE" => Ok(Endpoint::UntagResource { arn }),
+                    "GET" => Ok(Endpoint::ListTagsForResource { arn }),
+                    _ => not_allowed("GET, POST, DELETE"),
+                }
+            }
+            ["admin", "v1", "clusters", name, "status"] => match m {
+                "PUT" => Ok(Endpoint::SetClusterStatus { name: name.to_owned() }),
+                _ => not_allowed("PUT"),
+            },
+            _ => Err(ApiError::new(
+                ErrorType::UnknownOperationException,
+                format!("No operation matches {m} {raw_path}; see the EKS API reference for the routes this server serves."),
+            )),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes; the result must be UTF-8.
+pub fn percent_decode(segment: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::invalid_parameter(format!(
+            "'{segment}' is not valid percent-encoded UTF-8; encode reserved characters as %XX."
+        ))
+    };
+    if !segment.contains('%') {
+        return Ok(segment.to_owned());
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(method: Method, path: &str) -> Result<Endpoint, ApiError> {
+        Endpoint::parse(&method, path)
+    }
+
+    #[test]
+    fn an_arn_label_is_decoded_after_the_path_is_split() {
+        let path = "/tags/arn%3Aaws%3Aeks%3Aus-west-2%3A111122223333%3Apodidentityassociation%2Fc1%2Fa-abc";
+        assert_eq!(
+            parse(Method::POST, path).unwrap(),
+            Endpoint::TagResource {
+                arn: "arn:aws:eks:us-west-2:111122223333:podidentityassociation/c1/a-abc".into()
+            }
+        );
+    }
+
+    #[test]
+    fn update_is_post_on_the_describe_path() {
+        let path = "/clusters/c1/pod-identity-associations/a-8mvwvh57cu74mgcst";
+        assert!(matches!(
+            parse(Method::GET, path),
+            Ok(Endpoint::DescribePodIdentityAssociation { .. })
+        ));
+        assert!(matches!(
+            parse(Method::POST, path),
+            Ok(Endpoint::UpdatePodIdentityAssociation { .. })
+        ));
+        assert!(matches!(
+            parse(Method::DELETE, path),
+            Ok(Endpoint::DeletePodIdentityAssociation { .. })
+        ));
+        assert_eq!(parse(Method::PUT, path).unwrap_err().status(), 405);
+    }
+
+    #[test]
+    fn an_empty_label_is_kept_for_validation() {
+        assert_eq!(
+            parse(Method::GET, "/clusters//pod-identity-associations/a-1").unwrap(),
+            Endpoint::DescribePodIdentityAssociation {
+                cluster: String::new(),
+                id: "a-1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_routes_are_unknown_operations() {
+        for path in [
+            "/",
+            "/nope",
+            "/clusters/c1/nodegroups",
+            "/clusters/c1/pod-identity-associations/a/b",
+        ] {
+            let err = parse(Method::GET, path).unwrap_err();
+            assert_eq!(err.kind, ErrorType::UnknownOperationException, "{path}");
+            assert_eq!(err.status(), 404);
+        }
+    }
+
+    #[test]
+    fn percent_decoding_rejects_broken_escapes_and_invalid_utf8() {
+        assert_eq!(percent_decode("a%20b%2Fc").unwrap(), "a b/c");
+        assert!(percent_decode("a%2").is_err());
+        assert!(percent_decode("a%zz").is_err());
+        assert!(percent_decode("%ff").is_err());
+    }
+}

@@ -1,0 +1,349 @@
+//! One typed configuration. Defaults live here; `config/default.toml`
+//! documents each setting with the same default (a test keeps them equal).
+//! Precedence: command-line flag > environment variable > config file > default.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ClusterName, ClusterStatus};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub aws: AwsConfig,
+    pub clusters: ClustersConfig,
+    pub idempotency: IdempotencyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to serve on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory of the sled store; created when missing.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Region in every ARN; also decides the partition (cn-* → aws-cn, us-gov-* → aws-us-gov).
+    pub region: String,
+    /// Account in every ARN; role ARNs given as `roleArn` must be in this account.
+    pub account_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClustersConfig {
+    /// How long a new cluster stays CREATING before it reads as ACTIVE.
+    pub activation_delay_ms: u64,
+    /// Cluster states in which associations may be created or changed.
+    pub writable_states: Vec<ClusterStatus>,
+    /// Clusters created at start-up when missing.
+    pub preset: Vec<PresetCluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresetCluster {
+    pub name: String,
+    #[serde(default = "PresetCluster::default_status")]
+    pub status: ClusterStatus,
+}
+
+impl PresetCluster {
+    fn default_status() -> ClusterStatus {
+        ClusterStatus::Active
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencyConfig {
+    /// How long a clientRequestToken is remembered.
+    pub token_ttl_seconds: u64,
+    /// How often expired tokens are removed.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+        }
+    }
+}
+
+impl Default for ClustersConfig {
+    fn default() -> Self {
+        ClustersConfig {
+            activation_delay_ms: 0,
+            writable_states: vec![ClusterStatus::Active, ClusterStatus::Updating],
+            preset: Vec::new(),
+        }
+    }
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            token_ttl_seconds: 86_400,
+            sweep_interval_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {key} = {value}: {rule}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        rule: String,
+    },
+}
+
+/// Settings given on the command line or in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the overrides; then validation.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = overrides.listen {
+            config.server.listen = listen;
+        }
+        if let Some(data_dir) = overrides.data_dir {
+            config.store.data_dir = data_dir;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        // toml's message names the key and shows the line; fold it to one line.
+        toml::from_str(text).map_err(|e| {
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &'static str, value: &dyn std::fmt::Debug, rule: &str| ConfigError::Invalid {
+                key,
+                value: format!("{value:?}"),
+                rule: rule.to_owned(),
+            };
+        if self.server.max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes", &0, "must be at least 1"));
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            return Err(invalid(
+                "store.data_dir",
+                &self.store.data_dir,
+                "must not be empty",
+            ));
+        }
+        if !is_region(&self.aws.region) {
+            return Err(invalid(
+                "aws.region",
+                &self.aws.region,
+                "must be an AWS region name such as us-east-1",
+            ));
+        }
+        if self.aws.account_id.len() != 12
+            || !self.aws.account_id.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid(
+                "aws.account_id",
+                &self.aws.account_id,
+                "must be 12 digits",
+            ));
+        }
+        if self.idempotency.token_ttl_seconds == 0 {
+            return Err(invalid(
+                "idempotency.token_ttl_seconds",
+                &0,
+                "must be at least 1",
+            ));
+        }
+        if self.idempotency.sweep_interval_seconds == 0 {
+            return Err(invalid(
+                "idempotency.sweep_interval_seconds",
+                &0,
+                "must be at least 1",
+            ));
+        }
+        let mut names = HashSet::new();
+        for preset in &self.clusters.preset {
+            ClusterName::parse("name", &preset.name)
+                .map_err(|e| invalid("clusters.preset.name", &preset.name, &e.to_string()))?;
+            if !names.insert(&preset.name) {
+                return Err(invalid(
+                    "clusters.preset.name",
+                    &preset.name,
+                    "is listed twice",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `xx-name-N` or `xx-name-name-N`, e.g. `us-east-1`, `us-gov-west-1`, `cn-north-1`.
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_default_toml_documents_exactly_the_defaults_in_code() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        assert_eq!(Config::from_file(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_naming_it() {
+        let err = Config::from_toml("[server]\nlisten_on = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_naming_the_key() {
+        let err = Config::from_toml("[server]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(err.contains("listen"), "{err}");
+        let err = Config::from_toml("[clusters]\nwritable_states = [\"RUNNING\"]\n").unwrap_err();
+        assert!(err.contains("RUNNING"), "{err}");
+        let mut config = Config::default();
+        config.aws.account_id = "12345".into();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("aws.account_id"));
+        config = Config::default();
+        config.aws.region = "mars".into();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("aws.region"));
+    }
+
+    #[test]
+    fn overrides_beat_the_file_and_the_file_beats_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[store]\ndata_dir = \"/from/file\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            Overrides {
+                listen: None,
+                data_dir: Some("/from/flag".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.store.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.aws, AwsConfig::default());
+    }
+
+    #[test]
+    fn presets_need_valid_unique_names_and_default_to_active() {
+        let config = Config::from_toml("[[clusters.preset]]\nname = \"dev\"\n").unwrap();
+        assert_eq!(config.clusters.preset[0].status, ClusterStatus::Active);
+        let twice = Config::from_toml(
+            "[[clusters.preset]]\nname = \"dev\"\n[[clusters.preset]]\nname = \"dev\"\n",
+        )
+        .unwrap();
+        assert!(twice.validate().is_err());
+        let bad = Config::from_toml("[[clusters.preset]]\nname = \"-dev\"\n").unwrap();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn region_names_follow_the_aws_pattern() {
+        for ok in [
+            "us-east-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "ap-southeast-10",
+        ] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["", "us", "us-east", "US-EAST-1", "us--1"] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The EKS Pod Identity domain: validated names, ARNs, and the rules an
+//! association and a cluster obey. Nothing here knows about HTTP or sled.
+
+mod arn;
+mod association;
+mod cluster;
+mod error;
+mod names;
+mod time;
+
+pub use arn::{AwsIdentity, Partition, RoleArn};
+pub use association::{Association, AssociationUpdate, ImmutableClaim, NewAssociation};
+pub use cluster::{Cluster, ClusterStatus, NewCluster, DEFAULT_KUBERNETES_VERSION};
+pub use error::DomainError;
+pub use names::{
+    AssociationId, ClientRequestToken, ClusterName, Namespace, ServiceAccountName, Tags,
+};
+pub use time::Timestamp;

@@ -1,0 +1,11 @@
+//! pod-identity-store: a self-hosted, durable implementation of the Amazon
+//! EKS Pod Identity association API.
+//!
+//! Data flows one way: `api` (HTTP, wire shapes, EKS errors) → `domain`
+//! (validated types and rules) → `store` (sled, group commit, migrations).
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,175 @@
+//! Group commit: many writers, one durable flush.
+//!
+//! A write is durable once sled's flush *and* an fsync of sled's data file
+//! (`<data dir>/db`) have run after it. On Linux sled 0.34.7's flush ends in
+//! `sync_file_range`, which persists neither the file size nor the disk's
+//! cache, so without the fsync a power cut can lose an acknowledged write.
+//!
+//! Writers do not flush. Each transaction bumps `written` after it commits;
+//! a writer then asks for a flush covering `written` and awaits it. One
+//! flusher thread reads `written` *before* it flushes, so every transaction
+//! counted there is in sled's log buffers by then and the flush covers it;
+//! writers that arrive during a flush are all covered by the next one.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::StoreError;
+
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    /// Every write numbered up to this one is on disk.
+    upto: u64,
+    /// Set once a flush or fsync failed; from then on nothing is acknowledged
+    /// (after a failed fsync the kernel may have dropped the dirty pages, so
+    /// retrying could report success for data that is gone).
+    failure: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+struct Requests {
+    /// The highest write number someone is waiting for.
+    wanted: u64,
+    stop: bool,
+}
+
+/// Counters for logs and metrics.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    pub flushes: AtomicU64,
+    pub writes_flushed: AtomicU64,
+}
+
+pub struct GroupCommit {
+    written: AtomicU64,
+    requests: Mutex<Requests>,
+    wake: Condvar,
+    durable: watch::Sender<Durable>,
+    pub stats: CommitStats,
+}
+
+impl GroupCommit {
+    /// Starts the flusher thread for `db`, whose data file lives in `dir`.
+    pub fn start(
+        db: sled::Db,
+        dir: &Path,
+    ) -> Result<(Arc<GroupCommit>, JoinHandle<()>), StoreError> {
+        let data_file = File::open(dir.join("db"))
+            .map_err(|e| StoreError::io("open the store's data file", dir, e))?;
+        let commit = Arc::new(GroupCommit {
+            written: AtomicU64::new(0),
+            requests: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+            durable: watch::Sender::new(Durable::default()),
+            stats: CommitStats::default(),
+        });
+        let flusher = Arc::clone(&commit);
+        let handle = std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || flusher.run(&db, &data_file))
+            .map_err(|e| StoreError::io("start the group-commit thread", dir, e))?;
+        Ok((commit, handle))
+    }
+
+    /// Counts one committed transaction. Call after the transaction returned.
+    pub fn note_write(&self) {
+        self.written.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Resolves once every transaction that committed before this call is
+    /// durable. Costs nothing when no write is pending.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        let target = self.written.load(Ordering::SeqCst);
+        let mut state = self.durable.subscribe();
+        {
+            let now = state.borrow();
+            if let Some(failure) = &now.failure {
+                return Err(StoreError::Durability(failure.to_string()));
+            }
+            if now.upto >= target {
+                return Ok(());
+            }
+        }
+        {
+            let mut requests = self.requests.lock().expect("group-commit lock poisoned");
+            if requests.wanted < target {
+                requests.wanted = target;
+                self.wake.notify_one();
+            }
+        }
+        let state = state
+            .wait_for(|d| d.upto >= target || d.failure.is_some())
+            .await
+            .map_err(|_| StoreError::Durability("the store is closing".into()))?;
+        match &state.failure {
+            Some(failure) if state.upto < target => {
+                Err(StoreError::Durability(failure.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes what is pending and stops the flusher thread.
+    pub fn stop(&self) {
+        self.requests
+            .lock()
+            .expect("group-commit lock poisoned")
+            .stop = true;
+        self.wake.notify_one();
+    }
+
+    fn run(&self, db: &sled::Db, data_file: &File) {
+        loop {
+            let stop = {
+                let mut requests = self.requests.lock().expect("group-commit lock poisoned");
+                while requests.wanted <= self.durable.borrow().upto && !requests.stop {
+                    requests = self
+                        .wake
+                        .wait(requests)
+                        .expect("group-commit lock poisoned");
+                }
+                requests.stop
+            };
+            // Read before flushing: every write counted here is covered.
+            let target = self.written.load(Ordering::SeqCst);
+            let previous = self.durable.borrow().upto;
+            let started = Instant::now();
+            let result = db
+                .flush()
+                .map(drop)
+                .and_then(|()| data_file.sync_all().map_err(sled::Error::from));
+            match result {
+                Ok(()) => {
+                    self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .writes_flushed
+                        .fetch_add(target - previous, Ordering::Relaxed);
+                    log::trace!(
+                        "flushed {} writes in {:?}",
+                        target - previous,
+                        started.elapsed()
+                    );
+                    self.durable.send_modify(|d| d.upto = d.upto.max(target));
+                }
+                Err(e) => {
+                    log::error!(
+                        "flushing the store failed, no further write will be acknowledged: {e}"
+                    );
+                    self.durable.send_modify(|d| {
+                        d.failure = Some(format!("flushing the store failed: {e}").into())
+                    });
+                    return;
+                }
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Tree names and the key codec: the only place that knows how keys are laid out.
+//!
+//! Keys are built from string parts joined by a 0x00 byte. No part can
+//! contain 0x00 (cluster names, namespaces, service accounts and association
+//! IDs are validated ASCII), and 0x00 sorts before every allowed byte, so
+//! byte order is the order of the parts compared one by one: all of a
+//! cluster's keys form one contiguous range starting with `cluster 0x00`.
+//! Token strings are free-form but always the *last* part, so they cannot
+//! break that property. Expiry keys start with a big-endian timestamp so
+//! that byte order is time order.
+
+use crate::domain::{
+    AssociationId, ClientRequestToken, ClusterName, Namespace, ServiceAccountName, Timestamp,
+};
+
+pub const TREE_META: &str = "meta";
+pub const TREE_CLUSTERS: &str = "clusters";
+pub const TREE_ASSOCIATIONS: &str = "associations";
+pub const TREE_ASSOCIATION_INDEX: &str = "association_index";
+pub const TREE_TOKENS: &str = "tokens";
+pub const TREE_TOKEN_EXPIRY: &str = "token_expiry";
+
+/// Meta keys.
+pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+pub const META_WRITTEN_BY: &[u8] = b"written_by";
+
+const SEP: u8 = 0x00;
+
+fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let len = parts.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut key = Vec::with_capacity(len);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+/// `clusters`: cluster name.
+pub fn cluster(name: &ClusterName) -> Vec<u8> {
+    name.as_str().as_bytes().to_vec()
+}
+
+/// The prefix shared by every key of one cluster in the associations, index and token trees.
+pub fn cluster_prefix(name: &ClusterName) -> Vec<u8> {
+    join(&[name.as_str().as_bytes(), b""])
+}
+
+/// `associations`: cluster, association ID.
+pub fn association(cluster: &ClusterName, id: &AssociationId) -> Vec<u8> {
+    join(&[cluster.as_str().as_bytes(), id.as_str().as_bytes()])
+}
+
+/// `association_index`: cluster, namespace, service account → association ID.
+pub fn association_index(
+    cluster: &ClusterName,
+    namespace: &Namespace,
+    service_account: &ServiceAccountName,
+) -> Vec<u8> {
+    join(&[
+        cluster.as_str().as_bytes(),
+        namespace.as_str().as_bytes(),
+        service_account.as_str().as_bytes(),
+    ])
+}
+
+/// What a `clientRequestToken` was sent with: tokens are scoped to the
+/// operation and the resource, so one token reused on another operation or
+/// association is simply another token.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenScope<'a> {
+    CreateCluster,
+    CreateAssociation,
+    UpdateAssociation(&'a AssociationId),
+}
+
+/// `tokens`: cluster, scope, token.
+pub fn token(cluster: &ClusterName, scope: TokenScope<'_>, token: &ClientRequestToken) -> Vec<u8> {
+    let cluster = cluster.as_str().as_bytes();
+    let token = token.as_str().as_bytes();
+    match scope {
+        TokenScope::CreateCluster => join(&[cluster, b"cluster.create", token]),
+        TokenScope::CreateAssociation => join(&[cluster, b"association.create", token]),
+        TokenScope::UpdateAssociation(id) => join(&[
+            cluster,
+            b"association.update",
+            id.as_str().as_bytes(),
+            token,
+        ]),
+    }
+}
+
+/// `token_expiry`: expiry time (big-endian milliseconds), token key.
+pub fn token_expiry(expires_at: Timestamp, token_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + token_key.len());
+    key.extend_from_slice(&expiry_prefix(expires_at));
+    key.extend_from_slice(token_key);
+    key
+}
+
+/// The first eight bytes of an expiry key; every key below `expiry_prefix(t)` expired before `t`.
+pub fn expiry_prefix(at: Timestamp) -> [u8; 8] {
+    (at.as_millis().max(0) as u64).to_be_bytes()
+}
+
+/// Splits an expiry key into its time and token key.
+pub fn split_token_expiry(key: &[u8]) -> Option<(Timestamp, &[u8])> {
+    let (time, token_key) = key.split_at_checked(8)?;
+    let millis = u64::from_be_bytes(time.try_into().ok()?);
+    Some((Timestamp::from_millis(millis as i64), token_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> ClusterName {
+        ClusterName::parse("name", s).unwrap()
+    }
+
+    fn id(s: &str) -> AssociationId {
+        AssociationId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_clusters_keys_share_one_prefix_that_no_other_cluster_has() {
+        let a = association(&name("prod"), &id("a-aaaaaaaaaaaaaaaaa"));
+        let b = association(&name("prod-2"), &id("a-aaaaaaaaaaaaaaaaa"));
+        assert!(a.starts_with(&cluster_prefix(&name("prod"))));
+        assert!(!b.starts_with(&cluster_prefix(&name("prod"))));
+    }
+
+    #[test]
+    fn key_order_is_cluster_order_then_id_order() {
+        let mut keys = [
+            association(&name("prod-2"), &id("a-aaaaaaaaaaaaaaaaa")),
+            association(&name("prod"), &id("a-zzzzzzzzzzzzzzzzz")),
+            association(&name("prod"), &id("a-00000000000000000")),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys[0],
+            association(&name("prod"), &id("a-00000000000000000"))
+        );
+        assert_eq!(
+            keys[1],
+            association(&name("prod"), &id("a-zzzzzzzzzzzzzzzzz"))
+        );
+        assert_eq!(
+            keys[2],
+            association(&name("prod-2"), &id("a-aaaaaaaaaaaaaaaaa"))
+        );
+    }
+
+    #[test]
+    fn expiry_keys_sort_by_time_and_split_back() {
+        let token_key = token(
+            &name("c"),
+            TokenScope::CreateAssociation,
+            &ClientRequestToken::parse("t").unwrap(),
+        );
+        let early = token_expiry(Timestamp::from_millis(255), &token_key);
+        let late = token_expiry(Timestamp::from_millis(256), &token_key);
+        assert!(early < late);
+        assert_eq!(
+            split_token_expiry(&late),
+            Some((Timestamp::from_millis(256), &token_key[..]))
+        );
+    }
+
+    #[test]
+    fn tokens_are_scoped_by_operation_and_association() {
+        let t = ClientRequestToken::parse("t").unwrap();
+        let c = name("c");
+        let one = id("a-aaaaaaaaaaaaaaaaa");
+        let two = id("a-bbbbbbbbbbbbbbbbb");
+        let keys = [
+            token(&c, TokenScope::CreateCluster, &t),
+            token(&c, TokenScope::CreateAssociation, &t),
+            token(&c, TokenScope::UpdateAssociation(&one), &t),
+            token(&c, TokenScope::UpdateAssociation(&two), &t),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            assert!(a.starts_with(&cluster_prefix(&c)));
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

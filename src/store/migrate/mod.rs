@@ -1,0 +1,181 @@
+//! Schema versions and the ordered steps between them.
+//!
+//! The store keeps its schema version in the `meta` tree. On open, every
+//! step above that version runs in order; each step's changes and the new
+//! version are written in one transaction, so a crash leaves the store at
+//! the old version or the new one, never between. Each step has a note in
+//! `migrations/` named after it (a test keeps the two lists equal).
+
+use std::path::Path;
+
+use sled::transaction::ConflictableTransactionError;
+use sled::{Batch, Transactional};
+
+use super::keys::{META_SCHEMA_VERSION, META_WRITTEN_BY};
+use super::{open_db, StoreError, Trees};
+
+/// The changes one step makes, per tree.
+#[derive(Default)]
+pub struct Changes {
+    pub clusters: Batch,
+    pub associations: Batch,
+    pub index: Batch,
+    pub tokens: Batch,
+    pub expiry: Batch,
+}
+
+/// One schema step: from `version - 1` to `version`.
+pub struct Step {
+    pub version: u32,
+    /// Also the file name (without `.md`) of the step's note in `migrations/`.
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Reads the store (no writer runs during migrations) and returns the
+    /// changes to write together with the new version.
+    plan: fn(&Trees) -> Result<Changes, StoreError>,
+}
+
+pub const STEPS: &[Step] = &[Step {
+    version: 1,
+    name: "0001-initial-schema",
+    summary: "create the clusters, associations, association_index, tokens and token_expiry trees",
+    plan: |_| Ok(Changes::default()),
+}];
+
+/// The schema version this build writes.
+pub const LATEST: u32 = STEPS[STEPS.len() - 1].version;
+
+/// What a store's schema looks like to this build.
+pub struct Status {
+    /// `None` when there is no store yet.
+    pub current: Option<u32>,
+    pub pending: Vec<&'static Step>,
+}
+
+fn read_version(trees: &Trees, dir: &Path) -> Result<u32, StoreError> {
+    let Some(bytes) = trees.meta.get(META_SCHEMA_VERSION)? else {
+        // A store that has data but no version was not written by us.
+        if !trees.clusters.is_empty() || !trees.associations.is_empty() {
+            return Err(StoreError::Damaged {
+                dir: dir.to_owned(),
+                detail: "it has data but no schema version".into(),
+            });
+        }
+        return Ok(0);
+    };
+    let bytes: [u8; 4] = bytes.as_ref().try_into().map_err(|_| StoreError::Damaged {
+        dir: dir.to_owned(),
+        detail: format!(
+            "its schema version is {} bytes long instead of 4",
+            bytes.len()
+        ),
+    })?;
+    let version = u32::from_be_bytes(bytes);
+    if version > LATEST {
+        let written_by = trees
+            .meta
+            .get(META_WRITTEN_BY)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_else(|| "an unknown version".into());
+        return Err(StoreError::NewerSchema {
+            dir: dir.to_owned(),
+            found: version,
+            supported: LATEST,
+            written_by,
+        });
+    }
+    Ok(version)
+}
+
+fn pending(current: u32) -> Vec<&'static Step> {
+    STEPS.iter().filter(|s| s.version > current).collect()
+}
+
+/// Applies every pending step, in order.
+pub(super) fn run_pending(db: &sled::Db, trees: &Trees, dir: &Path) -> Result<(), StoreError> {
+    let current = read_version(trees, dir)?;
+    for step in pending(current) {
+        log::info!(
+            "migrating the store at {} to schema {} ({})",
+            dir.display(),
+            step.version,
+            step.name
+        );
+        let changes = (step.plan)(trees)?;
+        let version = step.version.to_be_bytes();
+        let written_by = env!("CARGO_PKG_VERSION").as_bytes();
+        (
+            &trees.meta,
+            &trees.clusters,
+            &trees.associations,
+            &trees.index,
+            &trees.tokens,
+            &trees.expiry,
+        )
+            .transaction(|(meta, clusters, associations, index, tokens, expiry)| {
+                clusters.apply_batch(&changes.clusters)?;
+                associations.apply_batch(&changes.associations)?;
+                index.apply_batch(&changes.index)?;
+                tokens.apply_batch(&changes.tokens)?;
+                expiry.apply_batch(&changes.expiry)?;
+                meta.insert(META_SCHEMA_VERSION, &version)?;
+                meta.insert(META_WRITTEN_BY, written_by)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => StoreError::Engine(e),
+            })?;
+        super::sync_now(db, dir)?;
+    }
+    Ok(())
+}
+
+/// The schema status of the store in `dir`, without changing anything (and
+/// without creating a store where there is none).
+pub fn status(dir: &Path) -> Result<Status, StoreError> {
+    if !dir.join("db").exists() {
+        return Ok(Status {
+            current: None,
+            pending: pending(0),
+        });
+    }
+    let db = open_db(dir)?;
+    let trees = Trees::open(&db)?;
+    let current = read_version(&trees, dir)?;
+    Ok(Status {
+        current: Some(current),
+        pending: pending(current),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_numbered_one_after_another_from_one() {
+        for (i, step) in STEPS.iter().enumerate() {
+            assert_eq!(step.version as usize, i + 1, "step {}", step.name);
+            assert!(
+                step.name.starts_with(&format!("{:04}-", step.version)),
+                "step {}",
+                step.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_step_has_its_note_in_migrations_and_every_note_its_step() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut notes: Vec<String> = std::fs::read_dir(&dir)
+            .expect("migrations/ exists")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|name| name.strip_suffix(".md").map(str::to_owned))
+            .filter(|name| name.as_bytes().first().is_some_and(u8::is_ascii_digit))
+            .collect();
+        notes.sort();
+        let steps: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        assert_eq!(notes, steps);
+    }
+}

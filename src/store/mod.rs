@@ -1,0 +1,246 @@
+//! The durable store: the only module that talks to sled.
+//!
+//! Layout (names in `keys`): one tree per kind of record, all keyed so that a
+//! cluster's records form one key range. Every change that touches several
+//! keys is one sled transaction over all trees, and every write is answered
+//! only after the group commit (`commit`) made it durable.
+//!
+//! # Limits
+//! - sled 0.34.7 runs transactions one at a time (a global lock), and a
+//!   transaction closure cannot read a tree outside the transaction without
+//!   deadlocking, so scans happen before a transaction and are re-checked in it.
+//! - A reader can see a write a moment before it is durable (while its
+//!   writer waits for the flush); the writer's client hears success only after.
+
+mod commit;
+mod error;
+pub mod keys;
+pub mod migrate;
+mod ops;
+pub mod records;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+pub use commit::CommitStats;
+pub use error::StoreError;
+pub use ops::ListPage;
+
+use crate::domain::{AwsIdentity, ClusterStatus};
+use commit::GroupCommit;
+
+/// The rules the store applies inside its transactions.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub identity: AwsIdentity,
+    pub writable_states: Vec<ClusterStatus>,
+    pub token_ttl_seconds: u64,
+    pub activation_delay_ms: u64,
+}
+
+/// A handle to the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Trees {
+    meta: sled::Tree,
+    clusters: sled::Tree,
+    associations: sled::Tree,
+    index: sled::Tree,
+    tokens: sled::Tree,
+    expiry: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            meta: db.open_tree(keys::TREE_META)?,
+            clusters: db.open_tree(keys::TREE_CLUSTERS)?,
+            associations: db.open_tree(keys::TREE_ASSOCIATIONS)?,
+            index: db.open_tree(keys::TREE_ASSOCIATION_INDEX)?,
+            tokens: db.open_tree(keys::TREE_TOKENS)?,
+            expiry: db.open_tree(keys::TREE_TOKEN_EXPIRY)?,
+        })
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    db: sled::Db,
+    trees: Trees,
+    commit: Arc<GroupCommit>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    settings: StoreSettings,
+}
+
+/// The trees as seen inside one transaction.
+struct Tx<'a> {
+    clusters: &'a TransactionalTree,
+    associations: &'a TransactionalTree,
+    index: &'a TransactionalTree,
+    tokens: &'a TransactionalTree,
+    expiry: &'a TransactionalTree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Ends a transaction without writing anything.
+fn abort(error: impl Into<StoreError>) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(error.into())
+}
+
+/// Opens sled in `dir`, creating the directory and the store when missing.
+/// Does not run migrations.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::io("create the data directory", dir, e))?;
+    let fresh = !dir.join("db").exists();
+    let db = sled::Config::new()
+        .path(dir)
+        // We flush ourselves (group commit); a timer flush would only add
+        // un-fsynced writes.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked {
+                    dir: dir.to_owned(),
+                }
+            }
+            sled::Error::Io(io) => StoreError::io("open the store", dir, io),
+            sled::Error::Corruption { .. }
+            | sled::Error::Unsupported(_)
+            | sled::Error::ReportableBug(_) => StoreError::Damaged {
+                dir: dir.to_owned(),
+                detail: e.to_string(),
+            },
+            other => StoreError::Engine(other),
+        })?;
+    if fresh {
+        // The new files' directory entries must survive a power cut too.
+        sync_dir(dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(db)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync the directory", dir, e))
+}
+
+/// Flushes sled and fsyncs its data file, outside the group commit (start-up, shutdown).
+fn sync_now(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
+    db.flush()?;
+    File::open(dir.join("db"))
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::io("fsync the store's data file", dir, e))
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, applies pending migrations and
+    /// starts the group commit.
+    pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
+        let db = open_db(dir)?;
+        let trees = Trees::open(&db)?;
+        migrate::run_pending(&db, &trees, dir)?;
+        sync_now(&db, dir)?;
+        let (commit, flusher) = GroupCommit::start(db.clone(), dir)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                db,
+                trees,
+                commit,
+                flusher: Mutex::new(Some(flusher)),
+                settings,
+            }),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.inner.commit.stats
+    }
+
+    /// Makes everything durable and stops the group commit. Later writes fail.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.inner.commit.stop();
+        if let Some(flusher) = self
+            .inner
+            .flusher
+            .lock()
+            .expect("flusher lock poisoned")
+            .take()
+        {
+            flusher
+                .join()
+                .map_err(|_| StoreError::Internal("the group-commit thread panicked".into()))?;
+        }
+        sync_now(&self.inner.db, &self.inner.dir)
+    }
+
+    /// Runs a read off the async executor: sled calls can block on disk.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
+    }
+
+    /// Runs a write transaction off the executor, then waits until a group
+    /// commit made it durable. Only then may the caller answer.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let value = self
+            .read(move |inner| {
+                let value = f(inner)?;
+                inner.commit.note_write();
+                Ok(value)
+            })
+            .await?;
+        self.inner.commit.durable().await?;
+        Ok(value)
+    }
+}
+
+impl Inner {
+    /// One transaction over every data tree.
+    fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        let t = &self.trees;
+        (&t.clusters, &t.associations, &t.index, &t.tokens, &t.expiry)
+            .transaction(|(clusters, associations, index, tokens, expiry)| {
+                f(&Tx {
+                    clusters,
+                    associations,
+                    index,
+                    tokens,
+                    expiry,
+                })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Engine(e),
+            })
+    }
+}
