@@ -18,6 +18,22 @@ pub struct Config {
     pub aws: AwsConfig,
     pub clusters: ClustersConfig,
     pub idempotency: IdempotencyConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most associations one cluster can have (EKS: 5,000, not adjustable).
+    pub associations_per_cluster: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            associations_per_cluster: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +245,13 @@ impl Config {
         if self.idempotency.sweep_interval_seconds == 0 {
             return Err(invalid(
                 "idempotency.sweep_interval_seconds",
+                &0,
+                "must be at least 1",
+            ));
+        }
+        if self.limits.associations_per_cluster == 0 {
+            return Err(invalid(
+                "limits.associations_per_cluster",
                 &0,
                 "must be at least 1",
             ));

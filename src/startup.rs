@@ -42,6 +42,7 @@ pub fn store_settings(config: &Config) -> StoreSettings {
         writable_states: config.clusters.writable_states.clone(),
         token_ttl_seconds: config.idempotency.token_ttl_seconds,
         activation_delay_ms: config.clusters.activation_delay_ms,
+        associations_per_cluster: config.limits.associations_per_cluster,
     }
 }
 
@@ -60,10 +61,7 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?;
-        let state = web::Data::new(AppState {
-            store: store.clone(),
-            identity,
-        });
+        let state = web::Data::new(AppState::new(store.clone(), identity));
         let max_body_bytes = config.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new().configure(api::configure(state.clone(), max_body_bytes))

@@ -3,13 +3,17 @@
 use actix_web::HttpResponse;
 
 use super::error::ApiError;
-use super::input::JsonBody;
-use super::wire::{AssociationOutput, PodIdentityAssociation};
+use super::input::{JsonBody, Query};
+use super::wire::{
+    AssociationOutput, ListAssociationsOutput, PodIdentityAssociation,
+    PodIdentityAssociationSummary,
+};
 use super::{ok_json, AppState};
 use crate::domain::{
     Association, AssociationId, AssociationUpdate, ClientRequestToken, ClusterName, ImmutableClaim,
-    Namespace, NewAssociation, RoleArn, ServiceAccountName, Tags, Timestamp,
+    Namespace, NewAssociation, RoleArn, ServiceAccountName, SessionPolicy, Tags, Timestamp,
 };
+use crate::store::AssociationFilter;
 
 fn association_response(state: &AppState, association: &Association) -> HttpResponse {
     ok_json(&AssociationOutput {
@@ -29,6 +33,29 @@ fn token(body: &JsonBody) -> Result<Option<ClientRequestToken>, ApiError> {
         .transpose()?)
 }
 
+/// `targetRoleArn`: an IAM role of the server's partition, in any account.
+/// `Some("")` is `Some(None)`: clear it.
+fn target_role_arn(state: &AppState, body: &JsonBody) -> Result<Option<Option<RoleArn>>, ApiError> {
+    Ok(match body.string("targetRoleArn")? {
+        None => None,
+        Some("") => Some(None),
+        Some(arn) => Some(Some(RoleArn::parse_in_partition(
+            "targetRoleArn",
+            arn,
+            state.identity.partition,
+        )?)),
+    })
+}
+
+/// `policy`: `Some("")` is `Some(None)`: clear it.
+fn policy(body: &JsonBody) -> Result<Option<Option<SessionPolicy>>, ApiError> {
+    Ok(match body.string("policy")? {
+        None => None,
+        Some("") => Some(None),
+        Some(text) => Some(Some(SessionPolicy::parse(text)?)),
+    })
+}
+
 pub async fn create(
     state: &AppState,
     cluster: &str,
@@ -44,6 +71,9 @@ pub async fn create(
             &state.identity,
         )?,
         tags: Tags::parse("tags", body.string_map("tags")?.unwrap_or_default())?,
+        disable_session_tags: body.bool("disableSessionTags")?.unwrap_or(false),
+        target_role_arn: target_role_arn(state, &body)?.flatten(),
+        policy: policy(&body)?.flatten(),
     };
     let token = token(&body)?;
     let association = state
@@ -58,6 +88,53 @@ pub async fn describe(state: &AppState, cluster: &str, id: &str) -> Result<HttpR
     let id = AssociationId::parse(id)?;
     let association = state.store.association(cluster, id).await?;
     Ok(association_response(state, &association))
+}
+
+/// The listing a ListPodIdentityAssociations token belongs to.
+fn listing(cluster: &ClusterName, filter: &AssociationFilter) -> String {
+    let ns = filter.namespace.as_ref().map_or("", |n| n.as_str());
+    let sa = filter.service_account.as_ref().map_or("", |s| s.as_str());
+    format!("associations\0{cluster}\0{ns}\0{sa}")
+}
+
+pub async fn list(
+    state: &AppState,
+    cluster: &str,
+    query: &Query,
+) -> Result<HttpResponse, ApiError> {
+    let cluster = cluster_label(cluster)?;
+    let filter = AssociationFilter {
+        namespace: query.first("namespace").map(Namespace::parse).transpose()?,
+        service_account: query
+            .first("serviceAccount")
+            .map(ServiceAccountName::parse)
+            .transpose()?,
+    };
+    let limit = query.max_results()?;
+    let listing = listing(&cluster, &filter);
+    let after = match query.first("nextToken").filter(|t| !t.is_empty()) {
+        Some(token) => Some(AssociationId::parse(
+            &state.page_tokens.open(&listing, token)?,
+        )?),
+        None => None,
+    };
+    let page = state
+        .store
+        .list_associations(cluster, filter, after, limit)
+        .await?;
+    let next_token = match (page.more, page.items.last()) {
+        (true, Some(last)) => Some(state.page_tokens.issue(&listing, last.id.as_str())),
+        _ => None,
+    };
+    let associations = page
+        .items
+        .iter()
+        .map(|a| PodIdentityAssociationSummary::new(a, &state.identity))
+        .collect();
+    Ok(ok_json(&ListAssociationsOutput {
+        associations,
+        next_token,
+    }))
 }
 
 /// Body members that name what an association is; Update accepts them only
@@ -81,14 +158,6 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let cluster = cluster_label(cluster)?;
     let id = AssociationId::parse(id)?;
-    for member in ["disableSessionTags", "targetRoleArn", "policy"] {
-        if body.has(member) {
-            return Err(ApiError::invalid_parameter(format!(
-                "{member} is not supported by this server yet; only roleArn can be updated."
-            ))
-            .with_cluster(cluster.as_str()));
-        }
-    }
     let mut claims = Vec::new();
     for (member, claim) in IMMUTABLE_STRINGS {
         if let Some(value) = body.string(member)? {
@@ -102,11 +171,27 @@ pub async fn update(
         .string("roleArn")?
         .map(|arn| RoleArn::parse_in_account("roleArn", arn, &state.identity))
         .transpose()?;
-    let update = AssociationUpdate { role_arn, claims };
+    let update = AssociationUpdate {
+        role_arn,
+        disable_session_tags: body.bool("disableSessionTags")?,
+        target_role_arn: target_role_arn(state, &body)?,
+        policy: policy(&body)?,
+        claims,
+    };
     let token = token(&body)?;
     let association = state
         .store
         .update_association(cluster, id, update, token, Timestamp::now())
+        .await?;
+    Ok(association_response(state, &association))
+}
+
+pub async fn delete(state: &AppState, cluster: &str, id: &str) -> Result<HttpResponse, ApiError> {
+    let cluster = cluster_label(cluster)?;
+    let id = AssociationId::parse(id)?;
+    let association = state
+        .store
+        .delete_association(cluster, id, Timestamp::now())
         .await?;
     Ok(association_response(state, &association))
 }

@@ -164,6 +164,10 @@ impl From<DomainError> for ApiError {
                 ErrorType::ResourceInUseException
             }
             DomainError::ClusterNotWritable { .. } => ErrorType::InvalidRequestException,
+            DomainError::AssociationLimitExceeded { .. } => {
+                ErrorType::ResourceLimitExceededException
+            }
+            DomainError::TaggedResourceNotFound(_) => ErrorType::NotFoundException,
         };
         ApiError {
             kind,

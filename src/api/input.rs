@@ -74,10 +74,6 @@ impl JsonBody {
         self.0.get(member).filter(|v| !v.is_null())
     }
 
-    pub fn has(&self, member: &str) -> bool {
-        self.get(member).is_some()
-    }
-
     pub fn string(&self, member: &str) -> Result<Option<&str>, ApiError> {
         match self.get(member) {
             None => Ok(None),
@@ -88,6 +84,14 @@ impl JsonBody {
 
     pub fn required_string(&self, member: &str) -> Result<&str, ApiError> {
         self.string(member)?.ok_or_else(|| required(member))
+    }
+
+    pub fn bool(&self, member: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(member) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(wrong_type(member, "a boolean", other)),
+        }
     }
 
     pub fn number(&self, member: &str) -> Result<Option<f64>, ApiError> {
@@ -149,6 +153,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a list member, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// `maxResults`: an integer from 1 to 100, 100 when absent (Model).
     pub fn max_results(&self) -> Result<usize, ApiError> {
         let Some(text) = self.first("maxResults") else {
@@ -178,8 +191,16 @@ mod tests {
     #[test]
     fn an_absent_or_empty_object_body_has_no_members() {
         let req = TestRequest::default().to_http_request();
-        assert!(!JsonBody::from_request(&req, b"").unwrap().has("roleArn"));
-        assert!(!body("application/json", "{}").unwrap().has("roleArn"));
+        assert!(!JsonBody::from_request(&req, b"")
+            .unwrap()
+            .string("roleArn")
+            .unwrap()
+            .is_some());
+        assert!(!body("application/json", "{}")
+            .unwrap()
+            .string("roleArn")
+            .unwrap()
+            .is_some());
     }
 
     #[test]

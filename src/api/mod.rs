@@ -10,7 +10,9 @@ mod associations;
 mod clusters;
 pub mod error;
 mod input;
+mod pagination;
 mod router;
+mod tags;
 mod wire;
 
 use std::time::Instant;
@@ -23,12 +25,25 @@ use crate::domain::AwsIdentity;
 use crate::store::Store;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
+use pagination::PageTokens;
 pub use router::Endpoint;
 
 /// What every handler can reach.
 pub struct AppState {
     pub store: Store,
     pub identity: AwsIdentity,
+    pub page_tokens: PageTokens,
+}
+
+impl AppState {
+    pub fn new(store: Store, identity: AwsIdentity) -> Self {
+        let page_tokens = PageTokens::new(store.page_token_secret());
+        AppState {
+            store,
+            identity,
+            page_tokens,
+        }
+    }
 }
 
 /// Registers the API on an actix `App`.
@@ -123,13 +138,14 @@ async fn handle(
         Endpoint::UpdatePodIdentityAssociation { cluster, id } => {
             associations::update(state, &cluster, &id, body).await
         }
-        other @ (Endpoint::ListPodIdentityAssociations { .. }
-        | Endpoint::DeletePodIdentityAssociation { .. }
-        | Endpoint::TagResource { .. }
-        | Endpoint::UntagResource { .. }
-        | Endpoint::ListTagsForResource { .. }) => Err(ApiError::new(
-            ErrorType::UnknownOperationException,
-            format!("{} is not implemented by this server yet.", other.name()),
-        )),
+        Endpoint::ListPodIdentityAssociations { cluster } => {
+            associations::list(state, &cluster, &query).await
+        }
+        Endpoint::DeletePodIdentityAssociation { cluster, id } => {
+            associations::delete(state, &cluster, &id).await
+        }
+        Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
+        Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,
+        Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
     }
 }

@@ -20,6 +20,14 @@ pub struct PodIdentityAssociation<'a> {
     /// Epoch seconds (restJson1's default timestamp format).
     created_at: f64,
     modified_at: f64,
+    /// Always sent; `false` unless set (the default: session tags on).
+    disable_session_tags: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_role_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<&'a str>,
 }
 
 impl<'a> PodIdentityAssociation<'a> {
@@ -34,9 +42,53 @@ impl<'a> PodIdentityAssociation<'a> {
             tags: a.tags.as_map(),
             created_at: a.created_at.as_epoch_seconds(),
             modified_at: a.modified_at.as_epoch_seconds(),
+            disable_session_tags: a.disable_session_tags,
+            target_role_arn: a.target_role_arn.as_ref().map(|r| r.as_str()),
+            external_id: a.external_id.as_deref(),
+            policy: a.policy.as_ref().map(|p| p.as_str()),
         }
     }
 }
+
+/// `PodIdentityAssociationSummary`, the items of ListPodIdentityAssociations.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodIdentityAssociationSummary<'a> {
+    cluster_name: &'a str,
+    namespace: &'a str,
+    service_account: &'a str,
+    association_arn: String,
+    association_id: &'a str,
+}
+
+impl<'a> PodIdentityAssociationSummary<'a> {
+    pub fn new(a: &'a Association, identity: &AwsIdentity) -> Self {
+        PodIdentityAssociationSummary {
+            cluster_name: a.cluster.as_str(),
+            namespace: a.namespace.as_str(),
+            service_account: a.service_account.as_str(),
+            association_arn: a.arn(identity),
+            association_id: a.id.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAssociationsOutput<'a> {
+    pub associations: Vec<PodIdentityAssociationSummary<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListTagsOutput<'a> {
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+/// The output of TagResource and UntagResource: no members, sent as `{}`.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
 
 /// The `{"association": …}` output of Create, Describe, Update and Delete.
 #[derive(Debug, Serialize)]

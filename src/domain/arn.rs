@@ -69,6 +69,58 @@ impl AwsIdentity {
     }
 }
 
+/// A resource the Tag APIs can name: a cluster or a pod identity association.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaggableResource {
+    Cluster(ClusterName),
+    Association(ClusterName, AssociationId),
+}
+
+impl TaggableResource {
+    /// Parses `resourceArn`. Only this server's partition, region and account
+    /// hold resources; any other ARN is refused as a bad request.
+    pub fn parse(value: &str, identity: &AwsIdentity) -> Result<Self, DomainError> {
+        let invalid = |rule: String| {
+            DomainError::InvalidParameter(format!(
+                "resourceArn '{value}' {rule}. Use the arn of a cluster \
+                 (arn:{p}:eks:{r}:{a}:cluster/NAME) or of a pod identity association \
+                 (arn:{p}:eks:{r}:{a}:podidentityassociation/CLUSTER/ID) of this server.",
+                p = identity.partition.as_str(),
+                r = identity.region,
+                a = identity.account_id
+            ))
+        };
+        let parts: Vec<&str> = value.splitn(6, ':').collect();
+        let [arn, partition, service, region, account, resource] = parts[..] else {
+            return Err(invalid("is not an ARN".into()));
+        };
+        if arn != "arn" || service != "eks" {
+            return Err(invalid("is not an EKS ARN".into()));
+        }
+        if partition != identity.partition.as_str()
+            || region != identity.region
+            || account != identity.account_id
+        {
+            return Err(invalid(format!(
+                "is in partition '{partition}', region '{region}', account '{account}', where this server has no resources"
+            )));
+        }
+        let segments: Vec<&str> = resource.split('/').collect();
+        let not_a_resource =
+            || invalid("names neither a cluster nor a pod identity association".into());
+        match segments[..] {
+            ["cluster", name] => Ok(TaggableResource::Cluster(
+                ClusterName::parse("resourceArn", name).map_err(|_| not_a_resource())?,
+            )),
+            ["podidentityassociation", cluster, id] => Ok(TaggableResource::Association(
+                ClusterName::parse("resourceArn", cluster).map_err(|_| not_a_resource())?,
+                AssociationId::parse(id).map_err(|_| not_a_resource())?,
+            )),
+            _ => Err(not_a_resource()),
+        }
+    }
+}
+
 /// An IAM role ARN: `arn:<partition>:iam::<account>:role/<path><name>`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoleArn(String);
@@ -247,6 +299,36 @@ mod tests {
         let path513 = format!("arn:aws:iam::123456789012:role/{}/n", "p".repeat(511));
         assert!(RoleArn::parse_in_account("roleArn", &path512, &identity()).is_ok());
         assert!(RoleArn::parse_in_account("roleArn", &path513, &identity()).is_err());
+    }
+
+    #[test]
+    fn tag_apis_take_cluster_and_association_arns_of_this_server_only() {
+        let id = identity();
+        let cluster =
+            TaggableResource::parse("arn:aws:eks:us-east-1:123456789012:cluster/c1", &id).unwrap();
+        assert_eq!(
+            cluster,
+            TaggableResource::Cluster(ClusterName::parse("name", "c1").unwrap())
+        );
+        let assoc =
+            "arn:aws:eks:us-east-1:123456789012:podidentityassociation/c1/a-8mvwvh57cu74mgcst";
+        assert!(matches!(
+            TaggableResource::parse(assoc, &id),
+            Ok(TaggableResource::Association(..))
+        ));
+        for bad in [
+            "",
+            "c1",
+            "arn:aws:eks:us-west-2:123456789012:cluster/c1",
+            "arn:aws:eks:us-east-1:111122223333:cluster/c1",
+            "arn:aws-cn:eks:us-east-1:123456789012:cluster/c1",
+            "arn:aws:iam::123456789012:role/c1",
+            "arn:aws:eks:us-east-1:123456789012:nodegroup/c1/ng/uuid",
+            "arn:aws:eks:us-east-1:123456789012:podidentityassociation/c1/a-1",
+            "arn:aws:eks:us-east-1:123456789012:cluster/c1/extra",
+        ] {
+            assert!(TaggableResource::parse(bad, &id).is_err(), "{bad}");
+        }
     }
 
     #[test]

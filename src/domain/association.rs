@@ -3,6 +3,52 @@ use super::{
     Tags, Timestamp,
 };
 
+/// An inline IAM session policy: a JSON object of at most 2,048 characters.
+/// Kept as the caller wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionPolicy(String);
+
+impl SessionPolicy {
+    pub const MAX_CHARS: usize = 2048;
+
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        let chars = value.chars().count();
+        if chars > Self::MAX_CHARS {
+            return Err(DomainError::InvalidParameter(format!(
+                "policy is {chars} characters long; a session policy can be at most {} characters.",
+                Self::MAX_CHARS
+            )));
+        }
+        match serde_json::from_str::<serde_json::Value>(value) {
+            Ok(serde_json::Value::Object(_)) => Ok(SessionPolicy(value.to_owned())),
+            _ => Err(DomainError::InvalidParameter(
+                "policy must be an IAM policy document: a JSON object such as \
+                 {\"Version\":\"2012-10-17\",\"Statement\":[...]}, sent as a string."
+                    .into(),
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A `policy` needs session tags disabled (Model docs on `policy`).
+fn check_policy_needs_disabled_session_tags(
+    policy: Option<&SessionPolicy>,
+    disable_session_tags: bool,
+) -> Result<(), DomainError> {
+    if policy.is_some() && !disable_session_tags {
+        return Err(DomainError::InvalidParameter(
+            "policy can only be used with disableSessionTags set to true; set disableSessionTags to \
+             true or remove the policy."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What CreatePodIdentityAssociation asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NewAssociation {
@@ -10,6 +56,9 @@ pub struct NewAssociation {
     pub service_account: ServiceAccountName,
     pub role_arn: RoleArn,
     pub tags: Tags,
+    pub disable_session_tags: bool,
+    pub target_role_arn: Option<RoleArn>,
+    pub policy: Option<SessionPolicy>,
 }
 
 /// A pod identity association: a (cluster, namespace, service account) bound to a role.
@@ -23,6 +72,11 @@ pub struct Association {
     pub tags: Tags,
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
+    pub disable_session_tags: bool,
+    pub target_role_arn: Option<RoleArn>,
+    /// Generated when a target role is first set; kept while one is set.
+    pub external_id: Option<String>,
+    pub policy: Option<SessionPolicy>,
 }
 
 /// A value an Update request gave for a member that can never change. It is
@@ -40,10 +94,14 @@ pub enum ImmutableClaim {
     CreatedAt(f64),
 }
 
-/// What UpdatePodIdentityAssociation asks for, validated.
+/// What UpdatePodIdentityAssociation asks for, validated. `None` leaves a
+/// member as it is; `Some(None)` clears an optional one (sent as `""`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct AssociationUpdate {
     pub role_arn: Option<RoleArn>,
+    pub disable_session_tags: Option<bool>,
+    pub target_role_arn: Option<Option<RoleArn>>,
+    pub policy: Option<Option<SessionPolicy>>,
     pub claims: Vec<ImmutableClaim>,
 }
 
@@ -67,8 +125,13 @@ impl Association {
         id: AssociationId,
         request: NewAssociation,
         now: Timestamp,
-    ) -> Self {
-        Association {
+    ) -> Result<Self, DomainError> {
+        check_policy_needs_disabled_session_tags(
+            request.policy.as_ref(),
+            request.disable_session_tags,
+        )?;
+        let external_id = request.target_role_arn.as_ref().map(|_| new_external_id());
+        Ok(Association {
             cluster,
             id,
             namespace: request.namespace,
@@ -77,7 +140,11 @@ impl Association {
             tags: request.tags,
             created_at: now,
             modified_at: now,
-        }
+            disable_session_tags: request.disable_session_tags,
+            target_role_arn: request.target_role_arn,
+            external_id,
+            policy: request.policy,
+        })
     }
 
     pub fn arn(&self, identity: &AwsIdentity) -> String {
@@ -134,17 +201,41 @@ impl Association {
 
     /// The association after `update`, or `None` when the update changes
     /// nothing (then nothing is written and `modifiedAt` stays).
-    pub fn updated(&self, update: &AssociationUpdate, now: Timestamp) -> Option<Association> {
-        let role_arn = update
-            .role_arn
-            .as_ref()
-            .filter(|role| **role != self.role_arn)?;
-        Some(Association {
-            role_arn: role_arn.clone(),
-            modified_at: self.modified_at.next_after(now),
-            ..self.clone()
-        })
+    pub fn updated(
+        &self,
+        update: &AssociationUpdate,
+        now: Timestamp,
+    ) -> Result<Option<Association>, DomainError> {
+        let mut next = self.clone();
+        if let Some(role_arn) = &update.role_arn {
+            next.role_arn = role_arn.clone();
+        }
+        if let Some(disable) = update.disable_session_tags {
+            next.disable_session_tags = disable;
+        }
+        if let Some(target) = &update.target_role_arn {
+            next.external_id = match (&self.target_role_arn, target) {
+                (_, None) => None,
+                (None, Some(_)) => Some(new_external_id()),
+                (Some(_), Some(_)) => self.external_id.clone().or_else(|| Some(new_external_id())),
+            };
+            next.target_role_arn = target.clone();
+        }
+        if let Some(policy) = &update.policy {
+            next.policy = policy.clone();
+        }
+        check_policy_needs_disabled_session_tags(next.policy.as_ref(), next.disable_session_tags)?;
+        if next == *self {
+            return Ok(None);
+        }
+        next.modified_at = self.modified_at.next_after(now);
+        Ok(Some(next))
     }
+}
+
+/// The `externalId` for a target role's trust policy: a random UUID.
+fn new_external_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]
@@ -170,6 +261,9 @@ mod tests {
             service_account: ServiceAccountName::parse("app").unwrap(),
             role_arn: role("r1"),
             tags: Tags::default(),
+            disable_session_tags: false,
+            target_role_arn: None,
+            policy: None,
         };
         Association::new(
             ClusterName::parse("name", "c1").unwrap(),
@@ -177,6 +271,11 @@ mod tests {
             request,
             Timestamp::from_millis(1_700_000_000_123),
         )
+        .unwrap()
+    }
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy::parse(r#"{"Version":"2012-10-17","Statement":[]}"#).unwrap()
     }
 
     #[test]
@@ -184,15 +283,16 @@ mod tests {
         let a = association();
         let same = AssociationUpdate {
             role_arn: Some(role("r1")),
-            claims: vec![],
+            disable_session_tags: Some(false),
+            ..Default::default()
         };
         assert_eq!(
             a.updated(&same, Timestamp::from_millis(1_800_000_000_000)),
-            None
+            Ok(None)
         );
         assert_eq!(
             a.updated(&AssociationUpdate::default(), Timestamp::from_millis(0)),
-            None
+            Ok(None)
         );
     }
 
@@ -201,9 +301,12 @@ mod tests {
         let a = association();
         let change = AssociationUpdate {
             role_arn: Some(role("r2")),
-            claims: vec![],
+            ..Default::default()
         };
-        let b = a.updated(&change, Timestamp::from_millis(1)).unwrap();
+        let b = a
+            .updated(&change, Timestamp::from_millis(1))
+            .unwrap()
+            .unwrap();
         assert_eq!(b.role_arn, role("r2"));
         assert_eq!(b.created_at, a.created_at);
         assert!(b.modified_at > a.modified_at);
@@ -242,5 +345,81 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn an_external_id_comes_with_the_first_target_role_stays_while_one_is_set_and_goes_with_it() {
+        let a = association();
+        let set = |target: Option<RoleArn>| AssociationUpdate {
+            target_role_arn: Some(target),
+            ..Default::default()
+        };
+        let b = a
+            .updated(&set(Some(role("t1"))), Timestamp::from_millis(0))
+            .unwrap()
+            .unwrap();
+        let external_id = b
+            .external_id
+            .clone()
+            .expect("an external ID with the target role");
+        let c = b
+            .updated(&set(Some(role("t2"))), Timestamp::from_millis(0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.external_id.as_ref(), Some(&external_id));
+        let d = c
+            .updated(&set(None), Timestamp::from_millis(0))
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.target_role_arn, d.external_id), (None, None));
+    }
+
+    #[test]
+    fn a_policy_needs_session_tags_disabled_before_and_after_an_update() {
+        let a = association();
+        let with_policy = AssociationUpdate {
+            policy: Some(Some(policy())),
+            ..Default::default()
+        };
+        assert!(a.updated(&with_policy, Timestamp::from_millis(0)).is_err());
+        let both = AssociationUpdate {
+            policy: Some(Some(policy())),
+            disable_session_tags: Some(true),
+            ..Default::default()
+        };
+        let b = a
+            .updated(&both, Timestamp::from_millis(0))
+            .unwrap()
+            .unwrap();
+        let reenable = AssociationUpdate {
+            disable_session_tags: Some(false),
+            ..Default::default()
+        };
+        assert!(b.updated(&reenable, Timestamp::from_millis(0)).is_err());
+        let clear = AssociationUpdate {
+            policy: Some(None),
+            disable_session_tags: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            b.updated(&clear, Timestamp::from_millis(0))
+                .unwrap()
+                .unwrap()
+                .policy,
+            None
+        );
+    }
+
+    #[test]
+    fn a_session_policy_is_a_json_object_of_at_most_2048_characters() {
+        assert!(SessionPolicy::parse("{}").is_ok());
+        assert!(SessionPolicy::parse("[]").is_err());
+        assert!(SessionPolicy::parse("{").is_err());
+        assert!(SessionPolicy::parse("not json").is_err());
+        let big = format!(r#"{{"k":"{}"}}"#, "x".repeat(2040));
+        assert_eq!(big.len(), 2048);
+        assert!(SessionPolicy::parse(&big).is_ok());
+        let too_big = format!(r#"{{"k":"{}"}}"#, "x".repeat(2041));
+        assert!(SessionPolicy::parse(&too_big).is_err());
     }
 }

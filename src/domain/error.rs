@@ -19,6 +19,16 @@ pub enum DomainError {
         id: AssociationId,
     },
 
+    #[error(
+        "Cluster {cluster} already has {limit} pod identity associations, the most a cluster can \
+         have; delete associations that are no longer needed before creating more."
+    )]
+    AssociationLimitExceeded { cluster: ClusterName, limit: u64 },
+
+    /// A Tag API named an ARN of no existing resource.
+    #[error("No resource found for ARN: {0}.")]
+    TaggedResourceNotFound(String),
+
     #[error("Cluster already exists with name: {0}.")]
     ClusterExists(ClusterName),
 
@@ -62,14 +72,15 @@ impl DomainError {
     /// The cluster the error is about, for the `clusterName` member of EKS errors.
     pub fn cluster_name(&self) -> Option<&ClusterName> {
         match self {
-            DomainError::InvalidParameter(_) => None,
+            DomainError::InvalidParameter(_) | DomainError::TaggedResourceNotFound(_) => None,
             DomainError::ClusterNotFound(cluster)
             | DomainError::ClusterExists(cluster)
             | DomainError::AssociationNotFound { cluster, .. }
             | DomainError::AssociationExists { cluster, .. }
             | DomainError::ClusterNotWritable { cluster, .. }
             | DomainError::TokenReused { cluster, .. }
-            | DomainError::ImmutableField { cluster, .. } => Some(cluster),
+            | DomainError::ImmutableField { cluster, .. }
+            | DomainError::AssociationLimitExceeded { cluster, .. } => Some(cluster),
         }
     }
 }

@@ -8,8 +8,10 @@ mod error;
 mod names;
 mod time;
 
-pub use arn::{AwsIdentity, Partition, RoleArn};
-pub use association::{Association, AssociationUpdate, ImmutableClaim, NewAssociation};
+pub use arn::{AwsIdentity, Partition, RoleArn, TaggableResource};
+pub use association::{
+    Association, AssociationUpdate, ImmutableClaim, NewAssociation, SessionPolicy,
+};
 pub use cluster::{Cluster, ClusterStatus, NewCluster, DEFAULT_KUBERNETES_VERSION};
 pub use error::DomainError;
 pub use names::{

@@ -237,6 +237,32 @@ impl Tags {
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
+
+    /// These tags with `added` merged in (TagResource): a key already present
+    /// takes the new value; at most 50 tags in all.
+    pub fn merged(&self, added: &Tags) -> Result<Tags, DomainError> {
+        let mut merged = self.0.clone();
+        merged.extend(added.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if merged.len() > Self::MAX_TAGS {
+            return Err(invalid(format!(
+                "the resource has {} tags and the request adds {} new ones; a resource can have at \
+                 most {} tags. Remove tags with UntagResource first.",
+                self.0.len(),
+                merged.len() - self.0.len(),
+                Self::MAX_TAGS
+            )));
+        }
+        Ok(Tags(merged))
+    }
+
+    /// These tags without `keys` (UntagResource); absent keys are ignored.
+    pub fn without(&self, keys: &[String]) -> Tags {
+        let mut left = self.0.clone();
+        for key in keys {
+            left.remove(key);
+        }
+        Tags(left)
+    }
 }
 
 #[cfg(test)]
@@ -322,5 +348,23 @@ mod tests {
         assert!(Tags::parse("tags", tags(&[("AWS:owner", "v")])).is_err());
         let fifty_one = (0..51).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(Tags::parse("tags", fifty_one).is_err());
+    }
+
+    #[test]
+    fn merging_tags_overwrites_values_and_keeps_at_most_50() {
+        let tags = |range: std::ops::Range<i32>, v: &str| {
+            Tags::parse(
+                "tags",
+                range.map(|i| (format!("k{i}"), v.to_string())).collect(),
+            )
+            .unwrap()
+        };
+        let merged = tags(0..30, "old").merged(&tags(20..50, "new")).unwrap();
+        assert_eq!(merged.as_map().len(), 50);
+        assert_eq!(merged.as_map()["k0"], "old");
+        assert_eq!(merged.as_map()["k20"], "new");
+        assert!(merged.merged(&tags(50..51, "x")).is_err());
+        let left = merged.without(&["k0".to_string(), "missing".to_string()]);
+        assert_eq!(left.as_map().len(), 49);
     }
 }

@@ -23,6 +23,7 @@ pub const TREE_TOKEN_EXPIRY: &str = "token_expiry";
 /// Meta keys.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 pub const META_WRITTEN_BY: &[u8] = b"written_by";
+pub const META_PAGE_TOKEN_SECRET: &[u8] = b"page_token_secret";
 
 const SEP: u8 = 0x00;
 
@@ -90,6 +91,21 @@ pub fn token(cluster: &ClusterName, scope: TokenScope<'_>, token: &ClientRequest
             token,
         ]),
     }
+}
+
+/// Whether a key of the `tokens` tree is a CreatePodIdentityAssociation token.
+pub fn is_association_create_token(key: &[u8]) -> bool {
+    key.split(|b| *b == SEP).nth(1) == Some(b"association.create")
+}
+
+/// The prefix of every Update token of one association.
+pub fn association_update_tokens(cluster: &ClusterName, id: &AssociationId) -> Vec<u8> {
+    join(&[
+        cluster.as_str().as_bytes(),
+        b"association.update",
+        id.as_str().as_bytes(),
+        b"",
+    ])
 }
 
 /// `token_expiry`: expiry time (big-endian milliseconds), token key.
@@ -182,6 +198,10 @@ mod tests {
             token(&c, TokenScope::UpdateAssociation(&one), &t),
             token(&c, TokenScope::UpdateAssociation(&two), &t),
         ];
+        assert!(is_association_create_token(&keys[1]));
+        assert!(!is_association_create_token(&keys[0]) && !is_association_create_token(&keys[2]));
+        assert!(keys[2].starts_with(&association_update_tokens(&c, &one)));
+        assert!(!keys[3].starts_with(&association_update_tokens(&c, &one)));
         for (i, a) in keys.iter().enumerate() {
             assert!(a.starts_with(&cluster_prefix(&c)));
             for b in &keys[i + 1..] {

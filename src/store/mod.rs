@@ -29,7 +29,7 @@ use sled::Transactional;
 
 pub use commit::CommitStats;
 pub use error::StoreError;
-pub use ops::ListPage;
+pub use ops::{AssociationFilter, ListPage};
 
 use crate::domain::{AwsIdentity, ClusterStatus};
 use commit::GroupCommit;
@@ -41,6 +41,7 @@ pub struct StoreSettings {
     pub writable_states: Vec<ClusterStatus>,
     pub token_ttl_seconds: u64,
     pub activation_delay_ms: u64,
+    pub associations_per_cluster: u64,
 }
 
 /// A handle to the open store; cheap to clone.
@@ -78,6 +79,7 @@ struct Inner {
     commit: Arc<GroupCommit>,
     flusher: Mutex<Option<JoinHandle<()>>>,
     settings: StoreSettings,
+    page_token_secret: [u8; 16],
 }
 
 /// The trees as seen inside one transaction.
@@ -139,6 +141,20 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io("fsync the directory", dir, e))
 }
 
+fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
+    if let Some(bytes) = meta.get(keys::META_PAGE_TOKEN_SECRET)? {
+        return bytes.as_ref().try_into().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "the page token secret is {} bytes long instead of 16",
+                bytes.len()
+            ))
+        });
+    }
+    let secret = *uuid::Uuid::new_v4().as_bytes();
+    meta.insert(keys::META_PAGE_TOKEN_SECRET, &secret)?;
+    Ok(secret)
+}
+
 /// Flushes sled and fsyncs its data file, outside the group commit (start-up, shutdown).
 fn sync_now(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
     db.flush()?;
@@ -154,18 +170,30 @@ impl Store {
         let db = open_db(dir)?;
         let trees = Trees::open(&db)?;
         migrate::run_pending(&db, &trees, dir)?;
+        let page_token_secret = page_token_secret(&trees.meta)?;
         sync_now(&db, dir)?;
         let (commit, flusher) = GroupCommit::start(db.clone(), dir)?;
+        let inner = Inner {
+            dir: dir.to_owned(),
+            db,
+            trees,
+            commit,
+            flusher: Mutex::new(Some(flusher)),
+            settings,
+            page_token_secret,
+        };
+        inner.finish_deletions()?;
+        sync_now(&inner.db, dir)?;
         Ok(Store {
-            inner: Arc::new(Inner {
-                dir: dir.to_owned(),
-                db,
-                trees,
-                commit,
-                flusher: Mutex::new(Some(flusher)),
-                settings,
-            }),
+            inner: Arc::new(inner),
         })
+    }
+
+    /// A secret of this store, to sign the `nextToken`s it hands out, so a
+    /// token that it did not issue is recognised (and tokens stay valid
+    /// across restarts).
+    pub fn page_token_secret(&self) -> [u8; 16] {
+        self.inner.page_token_secret
     }
 
     pub fn dir(&self) -> &Path {

@@ -1,6 +1,6 @@
 //! The store's operations. Each write is one transaction that checks the
 //! service's rules (via the domain types) and writes the record, its index
-//! entry, its token and the cluster's generation together, or nothing.
+//! entry, its token and the cluster's counter together, or nothing.
 
 use super::keys::{self, TokenScope};
 use super::records::{
@@ -9,7 +9,8 @@ use super::records::{
 use super::{abort, Inner, Store, StoreError, Tx, TxResult};
 use crate::domain::{
     Association, AssociationId, AssociationUpdate, ClientRequestToken, Cluster, ClusterName,
-    ClusterStatus, DomainError, NewAssociation, NewCluster, Timestamp,
+    ClusterStatus, DomainError, Namespace, NewAssociation, NewCluster, ServiceAccountName,
+    TaggableResource, Tags, Timestamp,
 };
 
 /// One page of a listing and whether more follow.
@@ -19,12 +20,62 @@ pub struct ListPage<T> {
     pub more: bool,
 }
 
+/// ListPodIdentityAssociations' filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssociationFilter {
+    pub namespace: Option<Namespace>,
+    pub service_account: Option<ServiceAccountName>,
+}
+
+impl AssociationFilter {
+    fn matches(&self, record: &AssociationRecord) -> bool {
+        self.namespace
+            .as_ref()
+            .is_none_or(|ns| *ns == record.namespace)
+            && self
+                .service_account
+                .as_ref()
+                .is_none_or(|sa| *sa == record.service_account)
+    }
+}
+
+fn reject(error: DomainError) -> sled::transaction::ConflictableTransactionError<StoreError> {
+    abort(error)
+}
+
+fn wrong_saved_answer() -> sled::transaction::ConflictableTransactionError<StoreError> {
+    abort(StoreError::Corrupt(
+        "a token saved the answer of another operation".into(),
+    ))
+}
+
 impl Tx<'_> {
     fn cluster(&self, name: &ClusterName) -> TxResult<ClusterRecord> {
         match self.clusters.get(keys::cluster(name))? {
-            Some(bytes) => decode("cluster", &bytes).map_err(abort),
-            None => Err(abort(DomainError::ClusterNotFound(name.clone()))),
+            Some(bytes) => decode(&bytes).map_err(abort),
+            None => Err(reject(DomainError::ClusterNotFound(name.clone()))),
         }
+    }
+
+    /// The cluster, if association writes are allowed in its state.
+    fn writable_cluster(
+        &self,
+        name: &ClusterName,
+        inner: &Inner,
+        now: Timestamp,
+    ) -> TxResult<ClusterRecord> {
+        let record = self.cluster(name)?;
+        // A cluster being deleted takes no new keys, whatever the configuration says.
+        let writable: &[ClusterStatus] = if record.deleting {
+            &[]
+        } else {
+            &inner.settings.writable_states
+        };
+        record
+            .to_cluster()
+            .check_writable(now, writable)
+            .map_err(reject)?;
+        Ok(record)
     }
 
     fn put_cluster(&self, record: &ClusterRecord) -> TxResult<()> {
@@ -39,8 +90,8 @@ impl Tx<'_> {
         id: &AssociationId,
     ) -> TxResult<AssociationRecord> {
         match self.associations.get(keys::association(cluster, id))? {
-            Some(bytes) => decode("association", &bytes).map_err(abort),
-            None => Err(abort(DomainError::AssociationNotFound {
+            Some(bytes) => decode(&bytes).map_err(abort),
+            None => Err(reject(DomainError::AssociationNotFound {
                 cluster: cluster.clone(),
                 id: id.clone(),
             })),
@@ -68,13 +119,13 @@ impl Tx<'_> {
         let Some(bytes) = self.tokens.get(key)? else {
             return Ok(None);
         };
-        let saved: TokenRecord = decode("token", &bytes).map_err(abort)?;
+        let saved: TokenRecord = decode(&bytes).map_err(abort)?;
         if saved.expires_at <= now {
             // Expired but not yet swept: the token is free again.
             return Ok(None);
         }
         if saved.fingerprint != fingerprint {
-            return Err(abort(DomainError::TokenReused {
+            return Err(reject(DomainError::TokenReused {
                 cluster: cluster.clone(),
                 token: token.to_string(),
             }));
@@ -84,27 +135,56 @@ impl Tx<'_> {
 
     fn save_response(
         &self,
-        key: Vec<u8>,
-        fingerprint: Vec<u8>,
+        key: &[u8],
+        fingerprint: &[u8],
         response: SavedResponse,
         expires_at: Timestamp,
     ) -> TxResult<()> {
         self.expiry
-            .insert(keys::token_expiry(expires_at, &key), &[])?;
-        self.tokens.insert(
-            key,
-            encode(&TokenRecord {
-                fingerprint,
-                expires_at,
-                response,
-            }),
-        )?;
+            .insert(keys::token_expiry(expires_at, key), &[])?;
+        let record = TokenRecord {
+            fingerprint: fingerprint.to_vec(),
+            expires_at,
+            response,
+        };
+        self.tokens.insert(key, encode(&record))?;
         Ok(())
     }
 }
 
-fn reject(error: DomainError) -> sled::transaction::ConflictableTransactionError<StoreError> {
-    abort(error)
+/// A request's token, its key in the token tree, and the request's fingerprint.
+struct Idempotency {
+    token: ClientRequestToken,
+    key: Vec<u8>,
+    fingerprint: Vec<u8>,
+}
+
+impl Idempotency {
+    fn new(
+        token: Option<ClientRequestToken>,
+        cluster: &ClusterName,
+        scope: TokenScope<'_>,
+        fingerprint: Vec<u8>,
+    ) -> Option<Self> {
+        token.map(|token| Idempotency {
+            key: keys::token(cluster, scope, &token),
+            token,
+            fingerprint,
+        })
+    }
+
+    fn replay(
+        &self,
+        tx: &Tx<'_>,
+        cluster: &ClusterName,
+        now: Timestamp,
+    ) -> TxResult<Option<SavedResponse>> {
+        tx.replay(&self.key, &self.fingerprint, cluster, &self.token, now)
+    }
+
+    fn save(&self, tx: &Tx<'_>, response: SavedResponse, expires_at: Timestamp) -> TxResult<()> {
+        tx.save_response(&self.key, &self.fingerprint, response, expires_at)
+    }
 }
 
 impl Inner {
@@ -120,18 +200,13 @@ impl Inner {
     ) -> Result<Cluster, StoreError> {
         let fingerprint =
             serde_json::to_vec(&request).expect("a cluster request always serializes");
-        let token_key = token
-            .as_ref()
-            .map(|t| keys::token(&request.name, TokenScope::CreateCluster, t));
+        let idempotency =
+            Idempotency::new(token, &request.name, TokenScope::CreateCluster, fingerprint);
         self.transact(|tx| {
-            if let (Some(key), Some(token)) = (&token_key, &token) {
-                match tx.replay(key, &fingerprint, &request.name, token, now)? {
+            if let Some(idem) = &idempotency {
+                match idem.replay(tx, &request.name, now)? {
                     Some(SavedResponse::Cluster(saved)) => return Ok(saved.to_cluster()),
-                    Some(_) => {
-                        return Err(abort(StoreError::Corrupt(
-                            "a cluster token saved another kind of answer".into(),
-                        )))
-                    }
+                    Some(_) => return Err(wrong_saved_answer()),
                     None => {}
                 }
             }
@@ -141,13 +216,8 @@ impl Inner {
             let cluster = Cluster::new(request.clone(), now, self.settings.activation_delay_ms);
             let record = ClusterRecord::new(cluster.clone());
             tx.put_cluster(&record)?;
-            if let Some(key) = &token_key {
-                tx.save_response(
-                    key.clone(),
-                    fingerprint.clone(),
-                    SavedResponse::Cluster(record),
-                    self.token_expiry(now),
-                )?;
+            if let Some(idem) = &idempotency {
+                idem.save(tx, SavedResponse::Cluster(record), self.token_expiry(now))?;
             }
             Ok(cluster)
         })
@@ -171,11 +241,15 @@ impl Inner {
         })
     }
 
-    fn cluster(&self, name: &ClusterName) -> Result<Cluster, StoreError> {
+    fn cluster_record(&self, name: &ClusterName) -> Result<ClusterRecord, StoreError> {
         match self.trees.clusters.get(keys::cluster(name))? {
-            Some(bytes) => Ok(decode::<ClusterRecord>("cluster", &bytes)?.to_cluster()),
+            Some(bytes) => decode(&bytes),
             None => Err(DomainError::ClusterNotFound(name.clone()).into()),
         }
+    }
+
+    fn cluster(&self, name: &ClusterName) -> Result<Cluster, StoreError> {
+        self.cluster_record(name).map(|record| record.to_cluster())
     }
 
     fn list_clusters(
@@ -197,60 +271,73 @@ impl Inner {
             if items.len() == limit {
                 return Ok(ListPage { items, more: true });
             }
-            items.push(decode::<ClusterRecord>("cluster", &bytes)?.name);
+            items.push(decode::<ClusterRecord>(&bytes)?.name);
         }
         Ok(ListPage { items, more: false })
     }
 
     /// Deletes a cluster and every key under it: associations, index entries, tokens.
     ///
-    /// The keys are collected by a scan before the transaction (a transaction
-    /// cannot scan). Every transaction that adds a key under a cluster also
-    /// bumps the cluster's `generation`, so if the generation is unchanged
-    /// inside the transaction, the scan saw every key; otherwise scan again.
+    /// A transaction cannot scan, so this takes two: the first marks the
+    /// cluster as deleting (no transaction adds a key under it after that),
+    /// then the keys are collected and the second removes them with the
+    /// cluster. A crash between the two leaves a cluster in DELETING, which
+    /// `finish_deletions` completes at the next start.
     fn delete_cluster(&self, name: &ClusterName) -> Result<Cluster, StoreError> {
-        loop {
-            let Some(bytes) = self.trees.clusters.get(keys::cluster(name))? else {
-                return Err(DomainError::ClusterNotFound(name.clone()).into());
-            };
-            let seen_generation = decode::<ClusterRecord>("cluster", &bytes)?.generation;
-            let prefix = keys::cluster_prefix(name);
-            let collect = |tree: &sled::Tree| {
-                tree.scan_prefix(&prefix)
-                    .keys()
-                    .collect::<Result<Vec<_>, _>>()
-            };
-            let associations = collect(&self.trees.associations)?;
-            let index = collect(&self.trees.index)?;
-            let tokens = collect(&self.trees.tokens)?;
-            let deleted = self.transact(|tx| {
-                let record = tx.cluster(name)?;
-                if record.generation != seen_generation {
-                    return Ok(None);
-                }
-                for key in &associations {
-                    tx.associations.remove(key)?;
-                }
-                for key in &index {
-                    tx.index.remove(key)?;
-                }
-                // Their expiry entries are left to the sweep, which skips
-                // entries whose token is gone.
-                for key in &tokens {
-                    tx.tokens.remove(key)?;
-                }
-                tx.clusters.remove(keys::cluster(name))?;
-                Ok(Some(record))
-            })?;
-            if let Some(record) = deleted {
-                let mut cluster = record.to_cluster();
-                cluster.set_status(ClusterStatus::Deleting);
-                return Ok(cluster);
+        let marked = self.transact(|tx| {
+            let mut record = tx.cluster(name)?;
+            let mut cluster = record.to_cluster();
+            cluster.set_status(ClusterStatus::Deleting);
+            record.set_status_from(&cluster);
+            record.deleting = true;
+            tx.put_cluster(&record)?;
+            Ok(cluster)
+        })?;
+        self.remove_deleted_cluster(name)?;
+        Ok(marked)
+    }
+
+    fn remove_deleted_cluster(&self, name: &ClusterName) -> Result<(), StoreError> {
+        let prefix = keys::cluster_prefix(name);
+        let collect = |tree: &sled::Tree| {
+            tree.scan_prefix(&prefix)
+                .keys()
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let associations = collect(&self.trees.associations)?;
+        let index = collect(&self.trees.index)?;
+        // Their expiry entries are left to the sweep, which skips entries
+        // whose token is gone.
+        let tokens = collect(&self.trees.tokens)?;
+        self.transact(|tx| {
+            for key in &associations {
+                tx.associations.remove(&key[..])?;
             }
-            log::debug!(
-                "cluster {name} changed while it was being deleted; collecting its keys again"
-            );
+            for key in &index {
+                tx.index.remove(&key[..])?;
+            }
+            for key in &tokens {
+                tx.tokens.remove(&key[..])?;
+            }
+            tx.clusters.remove(keys::cluster(name))?;
+            Ok(())
+        })
+    }
+
+    /// Completes deletions a crash interrupted. Runs at open, before any request.
+    pub(super) fn finish_deletions(&self) -> Result<(), StoreError> {
+        for entry in self.trees.clusters.iter() {
+            let (_, bytes) = entry?;
+            let record: ClusterRecord = decode(&bytes)?;
+            if record.deleting {
+                log::info!(
+                    "finishing the deletion of cluster {} that a restart interrupted",
+                    record.name
+                );
+                self.remove_deleted_cluster(&record.name)?;
+            }
         }
+        Ok(())
     }
 
     fn set_cluster_status(
@@ -262,8 +349,7 @@ impl Inner {
             let mut record = tx.cluster(name)?;
             let mut cluster = record.to_cluster();
             cluster.set_status(status);
-            record.status = cluster.status;
-            record.activate_at = cluster.activate_at;
+            record.set_status_from(&cluster);
             tx.put_cluster(&record)?;
             Ok(cluster)
         })
@@ -277,34 +363,36 @@ impl Inner {
         now: Timestamp,
     ) -> Result<Association, StoreError> {
         let id = AssociationId::generate();
-        let fingerprint = request.fingerprint();
-        let token_key = token
-            .as_ref()
-            .map(|t| keys::token(cluster, TokenScope::CreateAssociation, t));
+        let idempotency = Idempotency::new(
+            token,
+            cluster,
+            TokenScope::CreateAssociation,
+            request.fingerprint(),
+        );
         let index_key =
             keys::association_index(cluster, &request.namespace, &request.service_account);
         self.transact(|tx| {
-            let mut cluster_record = tx.cluster(cluster)?;
-            if let (Some(key), Some(token)) = (&token_key, &token) {
-                match tx.replay(key, &fingerprint, cluster, token, now)? {
+            if let Some(idem) = &idempotency {
+                tx.cluster(cluster)?;
+                match idem.replay(tx, cluster, now)? {
                     Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
-                    Some(_) => {
-                        return Err(abort(StoreError::Corrupt(
-                            "an association token saved another kind of answer".into(),
-                        )))
-                    }
+                    Some(_) => return Err(wrong_saved_answer()),
                     None => {}
                 }
             }
-            cluster_record
-                .to_cluster()
-                .check_writable(now, &self.settings.writable_states)
-                .map_err(reject)?;
+            let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
             if let Some(bytes) = tx.index.get(&index_key)? {
-                let existing: IndexRecord = decode("index", &bytes).map_err(abort)?;
+                let existing: IndexRecord = decode(&bytes).map_err(abort)?;
                 return Err(reject(DomainError::AssociationExists {
                     cluster: cluster.clone(),
                     existing: existing.id,
+                }));
+            }
+            let limit = self.settings.associations_per_cluster;
+            if cluster_record.association_count >= limit {
+                return Err(reject(DomainError::AssociationLimitExceeded {
+                    cluster: cluster.clone(),
+                    limit,
                 }));
             }
             if tx
@@ -317,20 +405,21 @@ impl Inner {
                     "generated association ID {id} already exists"
                 ))));
             }
-            let association = Association::new(cluster.clone(), id.clone(), request.clone(), now);
-            let record = AssociationRecord::from(&association);
+            let association = Association::new(cluster.clone(), id.clone(), request.clone(), now)
+                .map_err(reject)?;
+            let record =
+                AssociationRecord::new(&association, idempotency.as_ref().map(|i| i.key.clone()));
             tx.put_association(&record)?;
             tx.index
                 .insert(index_key.clone(), encode(&IndexRecord { id: id.clone() }))?;
-            if let Some(key) = &token_key {
-                tx.save_response(
-                    key.clone(),
-                    fingerprint.clone(),
+            if let Some(idem) = &idempotency {
+                idem.save(
+                    tx,
                     SavedResponse::Association(record),
                     self.token_expiry(now),
                 )?;
             }
-            cluster_record.generation += 1;
+            cluster_record.association_count += 1;
             tx.put_cluster(&cluster_record)?;
             Ok(association)
         })
@@ -341,21 +430,51 @@ impl Inner {
         cluster: &ClusterName,
         id: &AssociationId,
     ) -> Result<Association, StoreError> {
-        if !self.trees.clusters.contains_key(keys::cluster(cluster))? {
-            return Err(DomainError::ClusterNotFound(cluster.clone()).into());
-        }
+        self.cluster_record(cluster)?;
         match self
             .trees
             .associations
             .get(keys::association(cluster, id))?
         {
-            Some(bytes) => Ok(decode::<AssociationRecord>("association", &bytes)?.into()),
+            Some(bytes) => Ok(decode::<AssociationRecord>(&bytes)?.into()),
             None => Err(DomainError::AssociationNotFound {
                 cluster: cluster.clone(),
                 id: id.clone(),
             }
             .into()),
         }
+    }
+
+    fn list_associations(
+        &self,
+        cluster: &ClusterName,
+        filter: &AssociationFilter,
+        after: Option<&AssociationId>,
+        limit: usize,
+    ) -> Result<ListPage<Association>, StoreError> {
+        self.cluster_record(cluster)?;
+        let start = match after {
+            // The smallest key after the last one returned.
+            Some(id) => [keys::association(cluster, id), vec![0]].concat(),
+            None => keys::cluster_prefix(cluster),
+        };
+        let prefix = keys::cluster_prefix(cluster);
+        let mut items = Vec::with_capacity(limit.min(100));
+        for entry in self.trees.associations.range(start..) {
+            let (key, bytes) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let record: AssociationRecord = decode(&bytes)?;
+            if !filter.matches(&record) {
+                continue;
+            }
+            if items.len() == limit {
+                return Ok(ListPage { items, more: true });
+            }
+            items.push(record.into());
+        }
+        Ok(ListPage { items, more: false })
     }
 
     fn update_association(
@@ -366,50 +485,145 @@ impl Inner {
         token: Option<ClientRequestToken>,
         now: Timestamp,
     ) -> Result<Association, StoreError> {
-        let fingerprint = update.fingerprint();
-        let token_key = token
-            .as_ref()
-            .map(|t| keys::token(cluster, TokenScope::UpdateAssociation(id), t));
+        let idempotency = Idempotency::new(
+            token,
+            cluster,
+            TokenScope::UpdateAssociation(id),
+            update.fingerprint(),
+        );
         self.transact(|tx| {
-            let mut cluster_record = tx.cluster(cluster)?;
-            let current: Association = tx.association(cluster, id)?.into();
-            if let (Some(key), Some(token)) = (&token_key, &token) {
-                match tx.replay(key, &fingerprint, cluster, token, now)? {
+            tx.cluster(cluster)?;
+            let record = tx.association(cluster, id)?;
+            if let Some(idem) = &idempotency {
+                match idem.replay(tx, cluster, now)? {
                     Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
-                    Some(_) => {
-                        return Err(abort(StoreError::Corrupt(
-                            "an association token saved another kind of answer".into(),
-                        )))
-                    }
+                    Some(_) => return Err(wrong_saved_answer()),
                     None => {}
                 }
             }
+            let current: Association = record.clone().into();
             current
                 .check_claims(&update.claims, &self.settings.identity)
                 .map_err(reject)?;
-            cluster_record
-                .to_cluster()
-                .check_writable(now, &self.settings.writable_states)
-                .map_err(reject)?;
-            let result = match current.updated(&update, now) {
+            tx.writable_cluster(cluster, self, now)?;
+            let result = match current.updated(&update, now).map_err(reject)? {
                 Some(changed) => {
-                    tx.put_association(&AssociationRecord::from(&changed))?;
+                    tx.put_association(&record.with(&changed))?;
                     changed
                 }
                 None => current,
             };
-            if let Some(key) = &token_key {
-                let saved = SavedResponse::Association(AssociationRecord::from(&result));
-                tx.save_response(
-                    key.clone(),
-                    fingerprint.clone(),
-                    saved,
-                    self.token_expiry(now),
-                )?;
-                cluster_record.generation += 1;
-                tx.put_cluster(&cluster_record)?;
+            if let Some(idem) = &idempotency {
+                let saved = SavedResponse::Association(AssociationRecord::new(&result, None));
+                idem.save(tx, saved, self.token_expiry(now))?;
             }
             Ok(result)
+        })
+    }
+
+    /// Deletes an association with its index entry, its tags (in the record)
+    /// and its tokens.
+    ///
+    /// Its Update tokens are found by a scan before the transaction; one
+    /// added between the scan and the transaction is removed by a second
+    /// scan after it (no token can be added once the association is gone,
+    /// and a leftover one is never read: Update answers 404 first).
+    fn delete_association(
+        &self,
+        cluster: &ClusterName,
+        id: &AssociationId,
+        now: Timestamp,
+    ) -> Result<Association, StoreError> {
+        let update_tokens = keys::association_update_tokens(cluster, id);
+        let scan = || {
+            self.trees
+                .tokens
+                .scan_prefix(&update_tokens)
+                .keys()
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let tokens = scan()?;
+        let deleted = self.transact(|tx| {
+            let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
+            let record = tx.association(cluster, id)?;
+            tx.associations.remove(keys::association(cluster, id))?;
+            tx.index.remove(keys::association_index(
+                cluster,
+                &record.namespace,
+                &record.service_account,
+            ))?;
+            if let Some(key) = &record.create_token {
+                tx.tokens.remove(&key[..])?;
+            }
+            for key in &tokens {
+                tx.tokens.remove(&key[..])?;
+            }
+            cluster_record.association_count = cluster_record.association_count.saturating_sub(1);
+            tx.put_cluster(&cluster_record)?;
+            Ok(Association::from(record))
+        })?;
+        let late = scan()?;
+        if !late.is_empty() {
+            self.transact(|tx| {
+                for key in &late {
+                    tx.tokens.remove(&key[..])?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(deleted)
+    }
+
+    fn tags(&self, resource: &TaggableResource) -> Result<Tags, StoreError> {
+        let not_found = || -> StoreError {
+            DomainError::TaggedResourceNotFound(format!("{resource:?}")).into()
+        };
+        match resource {
+            TaggableResource::Cluster(name) => {
+                match self.trees.clusters.get(keys::cluster(name))? {
+                    Some(bytes) => Ok(decode::<ClusterRecord>(&bytes)?.tags),
+                    None => Err(not_found()),
+                }
+            }
+            TaggableResource::Association(cluster, id) => match self
+                .trees
+                .associations
+                .get(keys::association(cluster, id))?
+            {
+                Some(bytes) => Ok(decode::<AssociationRecord>(&bytes)?.tags),
+                None => Err(not_found()),
+            },
+        }
+    }
+
+    /// Replaces a resource's tags with `change(old tags)`.
+    fn retag(
+        &self,
+        resource: &TaggableResource,
+        arn: &str,
+        change: impl Fn(&Tags) -> Result<Tags, DomainError>,
+    ) -> Result<(), StoreError> {
+        let not_found = || reject(DomainError::TaggedResourceNotFound(arn.to_owned()));
+        self.transact(|tx| {
+            match resource {
+                TaggableResource::Cluster(name) => {
+                    let Some(bytes) = tx.clusters.get(keys::cluster(name))? else {
+                        return Err(not_found());
+                    };
+                    let mut record: ClusterRecord = decode(&bytes).map_err(abort)?;
+                    record.tags = change(&record.tags).map_err(reject)?;
+                    tx.put_cluster(&record)?;
+                }
+                TaggableResource::Association(cluster, id) => {
+                    let Some(bytes) = tx.associations.get(keys::association(cluster, id))? else {
+                        return Err(not_found());
+                    };
+                    let mut record: AssociationRecord = decode(&bytes).map_err(abort)?;
+                    record.tags = change(&record.tags).map_err(reject)?;
+                    tx.put_association(&record)?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -433,10 +647,10 @@ impl Inner {
                 let Some((expires_at, token_key)) = keys::split_token_expiry(expiry_key) else {
                     continue;
                 };
-                // The token may have been removed with its cluster, or reused
+                // The token may have been removed with its resource, or reused
                 // after expiring (then it has a later expiry entry of its own).
                 if let Some(bytes) = tx.tokens.get(token_key)? {
-                    let token: TokenRecord = decode("token", &bytes).map_err(abort)?;
+                    let token: TokenRecord = decode(&bytes).map_err(abort)?;
                     if token.expires_at == expires_at {
                         tx.tokens.remove(token_key)?;
                     }
@@ -445,10 +659,6 @@ impl Inner {
             Ok(())
         })?;
         Ok(expired.len())
-    }
-
-    fn token_count(&self) -> usize {
-        self.trees.tokens.len()
     }
 }
 
@@ -521,6 +731,17 @@ impl Store {
         self.read(move |s| s.association(&cluster, &id)).await
     }
 
+    pub async fn list_associations(
+        &self,
+        cluster: ClusterName,
+        filter: AssociationFilter,
+        after: Option<AssociationId>,
+        limit: usize,
+    ) -> Result<ListPage<Association>, StoreError> {
+        self.read(move |s| s.list_associations(&cluster, &filter, after.as_ref(), limit))
+            .await
+    }
+
     pub async fn update_association(
         &self,
         cluster: ClusterName,
@@ -530,6 +751,51 @@ impl Store {
         now: Timestamp,
     ) -> Result<Association, StoreError> {
         self.write(move |s| s.update_association(&cluster, &id, update, token, now))
+            .await
+    }
+
+    pub async fn delete_association(
+        &self,
+        cluster: ClusterName,
+        id: AssociationId,
+        now: Timestamp,
+    ) -> Result<Association, StoreError> {
+        self.write(move |s| s.delete_association(&cluster, &id, now))
+            .await
+    }
+
+    /// A resource's tags. `arn` is only for the not-found message.
+    pub async fn tags(&self, resource: TaggableResource, arn: String) -> Result<Tags, StoreError> {
+        self.read(move |s| {
+            s.tags(&resource).map_err(|e| match e {
+                StoreError::Rejected(DomainError::TaggedResourceNotFound(_)) => {
+                    DomainError::TaggedResourceNotFound(arn).into()
+                }
+                other => other,
+            })
+        })
+        .await
+    }
+
+    /// TagResource: merges `tags` into the resource's tags.
+    pub async fn tag_resource(
+        &self,
+        resource: TaggableResource,
+        arn: String,
+        tags: Tags,
+    ) -> Result<(), StoreError> {
+        self.write(move |s| s.retag(&resource, &arn, |old| old.merged(&tags)))
+            .await
+    }
+
+    /// UntagResource: removes `keys` from the resource's tags.
+    pub async fn untag_resource(
+        &self,
+        resource: TaggableResource,
+        arn: String,
+        keys: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.write(move |s| s.retag(&resource, &arn, |old| Ok(old.without(&keys))))
             .await
     }
 
@@ -549,6 +815,6 @@ impl Store {
 
     /// How many tokens are held (walks the tree: for tests and tools, not the hot path).
     pub fn token_count(&self) -> usize {
-        self.inner.token_count()
+        self.inner.trees.tokens.len()
     }
 }

@@ -8,11 +8,15 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use sled::transaction::ConflictableTransactionError;
 use sled::{Batch, Transactional};
 
-use super::keys::{META_SCHEMA_VERSION, META_WRITTEN_BY};
+use super::keys::{self, META_SCHEMA_VERSION, META_WRITTEN_BY};
+use super::records::{decode, encode, v1};
 use super::{open_db, StoreError, Trees};
+use crate::domain::{AssociationId, ClusterName};
 
 /// The changes one step makes, per tree.
 #[derive(Default)]
@@ -35,12 +39,61 @@ pub struct Step {
     plan: fn(&Trees) -> Result<Changes, StoreError>,
 }
 
-pub const STEPS: &[Step] = &[Step {
-    version: 1,
-    name: "0001-initial-schema",
-    summary: "create the clusters, associations, association_index, tokens and token_expiry trees",
-    plan: |_| Ok(Changes::default()),
-}];
+pub const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        name: "0001-initial-schema",
+        summary: "create the clusters, associations, association_index, tokens and token_expiry trees",
+        plan: |_| Ok(Changes::default()),
+    },
+    Step {
+        version: 2,
+        name: "0002-session-members-and-counters",
+        summary: "store disableSessionTags, targetRoleArn, externalId and policy with every association, \
+                  count each cluster's associations, and link each association to its create token",
+        plan: schema_2,
+    },
+];
+
+/// Schema 1 → 2: every record moves to format 2 (`records::v1` has the
+/// frozen format 1 and the conversions).
+fn schema_2(trees: &Trees) -> Result<Changes, StoreError> {
+    let mut changes = Changes::default();
+    let mut create_tokens: HashMap<(ClusterName, AssociationId), Vec<u8>> = HashMap::new();
+    for entry in trees.tokens.iter() {
+        let (key, bytes) = entry?;
+        let token: v1::TokenRecord = decode(&bytes)?;
+        if let (true, v1::SavedResponse::Association(created)) =
+            (keys::is_association_create_token(&key), &token.response)
+        {
+            create_tokens.insert((created.cluster.clone(), created.id.clone()), key.to_vec());
+        }
+        changes
+            .tokens
+            .insert(key, encode(&v1::upgrade_token(token)));
+    }
+    let mut counts: HashMap<ClusterName, u64> = HashMap::new();
+    for entry in trees.associations.iter() {
+        let (key, bytes) = entry?;
+        let association: v1::AssociationRecord = decode(&bytes)?;
+        *counts.entry(association.cluster.clone()).or_default() += 1;
+        let create_token =
+            create_tokens.remove(&(association.cluster.clone(), association.id.clone()));
+        changes.associations.insert(
+            key,
+            encode(&v1::upgrade_association(association, create_token)),
+        );
+    }
+    for entry in trees.clusters.iter() {
+        let (key, bytes) = entry?;
+        let cluster: v1::ClusterRecord = decode(&bytes)?;
+        let count = counts.get(&cluster.name).copied().unwrap_or(0);
+        changes
+            .clusters
+            .insert(key, encode(&v1::upgrade_cluster(cluster, count)));
+    }
+    Ok(changes)
+}
 
 /// The schema version this build writes.
 pub const LATEST: u32 = STEPS[STEPS.len() - 1].version;

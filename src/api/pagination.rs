@@ -1,0 +1,101 @@
+//! `nextToken`s: opaque to clients, checked by the server.
+//!
+//! A token is the last key a page returned, in hex, and a check value over
+//! the listing it belongs to (operation, cluster, filters) and that key,
+//! keyed with a secret kept in the store. A token for another cluster or
+//! filter, an edited token, or one this server never issued fails the check.
+//! Pages continue after the last key, so every item that exists for the
+//! whole listing is returned exactly once, whatever is created or deleted
+//! between pages. The check value is FNV-1a, not a cryptographic MAC: it
+//! catches mistakes, it does not stop a determined forger (who could only
+//! start a listing at a key of their choice).
+
+use super::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct PageTokens {
+    secret: [u8; 16],
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+impl PageTokens {
+    pub fn new(secret: [u8; 16]) -> Self {
+        PageTokens { secret }
+    }
+
+    fn check(&self, listing: &str, last: &[u8]) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let parts: [&[u8]; 4] = [&self.secret, listing.as_bytes(), &[0], last];
+        for byte in parts.iter().flat_map(|p| p.iter()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+
+    /// The token that continues `listing` after `last`.
+    pub fn issue(&self, listing: &str, last: &str) -> String {
+        format!(
+            "{}.{:016x}",
+            hex(last.as_bytes()),
+            self.check(listing, last.as_bytes())
+        )
+    }
+
+    /// The `last` key of a token issued for `listing`.
+    pub fn open(&self, listing: &str, token: &str) -> Result<String, ApiError> {
+        let invalid = || {
+            ApiError::invalid_parameter(format!(
+                "nextToken '{token}' was not issued by this server for this listing; pass the \
+                 nextToken of the previous answer with the same cluster and filters, or none to start over."
+            ))
+        };
+        let (last, check) = token.split_once('.').ok_or_else(invalid)?;
+        let last = unhex(last).ok_or_else(invalid)?;
+        let check = u64::from_str_radix(check, 16).map_err(|_| invalid())?;
+        if check != self.check(listing, &last) {
+            return Err(invalid());
+        }
+        String::from_utf8(last).map_err(|_| invalid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_opens_only_for_the_listing_and_server_that_issued_it() {
+        let tokens = PageTokens::new([7; 16]);
+        let token = tokens.issue("associations/c1", "a-8mvwvh57cu74mgcst");
+        assert_eq!(
+            tokens.open("associations/c1", &token).unwrap(),
+            "a-8mvwvh57cu74mgcst"
+        );
+        assert!(tokens.open("associations/c2", &token).is_err());
+        assert!(PageTokens::new([8; 16])
+            .open("associations/c1", &token)
+            .is_err());
+        let edited = token.replacen('6', "7", 1);
+        assert!(tokens.open("associations/c1", &edited).is_err());
+        for garbage in ["", ".", "zz.00", "abc", "61.zz"] {
+            assert!(
+                tokens.open("associations/c1", garbage).is_err(),
+                "{garbage}"
+            );
+        }
+    }
+}
