@@ -191,16 +191,16 @@ mod tests {
     #[test]
     fn an_absent_or_empty_object_body_has_no_members() {
         let req = TestRequest::default().to_http_request();
-        assert!(!JsonBody::from_request(&req, b"")
+        assert!(JsonBody::from_request(&req, b"")
             .unwrap()
             .string("roleArn")
             .unwrap()
-            .is_some());
-        assert!(!body("application/json", "{}")
+            .is_none());
+        assert!(body("application/json", "{}")
             .unwrap()
             .string("roleArn")
             .unwrap()
-            .is_some());
+            .is_none());
     }
 
     #[test]
