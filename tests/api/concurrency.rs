@@ -211,6 +211,13 @@ fn delete_cluster_racing_creates_leaves_none_of_the_clusters_records_behind() {
                             "clientRequestToken": format!("token-{c}-{i}"),
                         }),
                     );
+                    // While the deletion runs the cluster is DELETING and refuses
+                    // writes; once it is gone, it is not found.
+                    if answer.status == 400 {
+                        let message = answer.error(400, "InvalidRequestException");
+                        assert!(message.contains("DELETING"), "{message}");
+                        return true;
+                    }
                     if answer.status == 404 {
                         answer.error(404, "ResourceNotFoundException");
                         return true;

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use pod_identity_store::store::keys::{META_SCHEMA_VERSION, TREE_META};
+use pod_identity_store::store::migrate::LATEST;
 
 use crate::helpers::{command, run_to_exit, Client, Server, TestApp};
 
@@ -32,7 +33,7 @@ fn a_store_written_with_a_newer_schema_version_is_refused_and_left_alone() {
     let mut app = TestApp::spawn();
     app.given_cluster("c1");
     app.kill();
-    assert_eq!(schema_version(&app.data_dir), 1);
+    assert_eq!(schema_version(&app.data_dir), LATEST);
     {
         let db = sled::open(&app.data_dir).unwrap();
         let meta = db.open_tree(TREE_META).unwrap();
@@ -88,7 +89,7 @@ fn migrate_dry_run_on_a_fresh_dir_lists_the_initial_schema_and_creates_no_store(
     let exit = run_to_exit(command(&migrate, &[]));
     assert!(exit.status.success(), "{}", exit.stderr);
     assert!(data.join("db").exists());
-    assert_eq!(schema_version(&data), 1);
+    assert_eq!(schema_version(&data), LATEST);
     let exit = run_to_exit(command(&args, &[]));
     assert!(exit.status.success(), "{}", exit.stderr);
     assert!(
