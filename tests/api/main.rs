@@ -14,3 +14,4 @@ mod errors;
 mod idempotency;
 mod startup;
 mod update;
+mod upgrade;
