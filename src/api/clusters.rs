@@ -31,8 +31,7 @@ pub async fn create(state: &AppState, body: JsonBody) -> Result<HttpResponse, Ap
     let version = match body.string("version")? {
         Some(v) if v.is_empty() || v.len() > 16 => {
             return Err(ApiError::invalid_parameter(format!(
-                "version '{v}' is not a Kubernetes version; use a version such as {DEFAULT_KUBERNETES_VERSION}."
-            )))
+                "version {v} is not a Kubernetes version; use a version such as {DEFAULT_KUBERNETES_VERSION}.", v = crate::domain::shown(v))))
         }
         Some(v) => v.to_owned(),
         None => DEFAULT_KUBERNETES_VERSION.to_owned(),

@@ -140,7 +140,12 @@ impl Query {
             .filter(|pair| !pair.is_empty())
             .map(|pair| {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                Ok((percent_decode(name)?, percent_decode(value)?))
+                let name = percent_decode(name)?;
+                let value = percent_decode(value).map_err(|mut e| {
+                    e.message = format!("query parameter {name}: {}", e.message);
+                    e
+                })?;
+                Ok((name, value))
             })
             .collect::<Result<_, _>>()
             .map(Query)
@@ -170,7 +175,8 @@ impl Query {
         match text.parse::<i64>() {
             Ok(n @ 1..=100) => Ok(n as usize),
             _ => Err(ApiError::invalid_parameter(format!(
-                "maxResults must be an integer from 1 to 100 (got '{text}')."
+                "maxResults must be an integer from 1 to 100 (got {text}).",
+                text = crate::domain::shown(text)
             ))),
         }
     }
@@ -250,5 +256,7 @@ mod tests {
             .is_err());
         assert!(Query::parse("maxResults=x").unwrap().max_results().is_err());
         assert_eq!(Query::parse("").unwrap().max_results().unwrap(), 100);
+        let err = Query::parse("nextToken=%FF%FE").unwrap_err();
+        assert!(err.message.contains("nextToken"), "{}", err.message);
     }
 }

@@ -59,9 +59,8 @@ impl PageTokens {
     pub fn open(&self, listing: &str, token: &str) -> Result<String, ApiError> {
         let invalid = || {
             ApiError::invalid_parameter(format!(
-                "nextToken '{token}' was not issued by this server for this listing; pass the \
-                 nextToken of the previous answer with the same cluster and filters, or none to start over."
-            ))
+                "nextToken {token} was not issued by this server for this listing; pass the \
+                 nextToken of the previous answer with the same cluster and filters, or none to start over.", token = crate::domain::shown(token)))
         };
         let (last, check) = token.split_once('.').ok_or_else(invalid)?;
         let last = unhex(last).ok_or_else(invalid)?;

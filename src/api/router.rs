@@ -141,7 +141,8 @@ impl Endpoint {
 pub fn percent_decode(segment: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::invalid_parameter(format!(
-            "'{segment}' is not valid percent-encoded UTF-8; encode reserved characters as %XX."
+            "{segment} is not valid percent-encoded UTF-8; encode reserved characters as %XX.",
+            segment = crate::domain::shown(segment)
         ))
     };
     if !segment.contains('%') {

@@ -82,12 +82,13 @@ impl TaggableResource {
     pub fn parse(value: &str, identity: &AwsIdentity) -> Result<Self, DomainError> {
         let invalid = |rule: String| {
             DomainError::InvalidParameter(format!(
-                "resourceArn '{value}' {rule}. Use the arn of a cluster \
+                "resourceArn {value} {rule}. Use the arn of a cluster \
                  (arn:{p}:eks:{r}:{a}:cluster/NAME) or of a pod identity association \
                  (arn:{p}:eks:{r}:{a}:podidentityassociation/CLUSTER/ID) of this server.",
                 p = identity.partition.as_str(),
                 r = identity.region,
-                a = identity.account_id
+                a = identity.account_id,
+                value = crate::domain::shown(value)
             ))
         };
         let parts: Vec<&str> = value.splitn(6, ':').collect();
@@ -140,10 +141,11 @@ impl RoleArn {
         let account = value.split(':').nth(4).unwrap_or_default();
         if account != identity.account_id {
             return Err(DomainError::InvalidParameter(format!(
-                "{member} '{value}' is in account {account}, but the role must be in the \
+                "{member} {value} is in account {account}, but the role must be in the \
                  cluster's account {}; use a role of that account (or set the server's \
                  aws.account_id to match your ARNs).",
-                identity.account_id
+                identity.account_id,
+                value = crate::domain::shown(value)
             )));
         }
         Ok(role)
@@ -157,9 +159,10 @@ impl RoleArn {
     ) -> Result<Self, DomainError> {
         let invalid = |rule: &str| {
             DomainError::InvalidParameter(format!(
-                "{member} '{value}' is not a valid IAM role ARN: {rule}. Expected \
+                "{member} {value} is not a valid IAM role ARN: {rule}. Expected \
                  arn:{}:iam::<12-digit account>:role/<optional path/><role name>.",
-                partition.as_str()
+                partition.as_str(),
+                value = crate::domain::shown(value)
             ))
         };
         let parts: Vec<&str> = value.splitn(6, ':').collect();

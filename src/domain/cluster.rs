@@ -52,9 +52,8 @@ impl FromStr for ClusterStatus {
             .find(|s| s.as_str() == value)
             .ok_or_else(|| {
                 DomainError::InvalidParameter(format!(
-                "status '{value}' is not a cluster status; use one of CREATING, ACTIVE, DELETING, \
-                 FAILED, UPDATING, PENDING."
-            ))
+                "status {value} is not a cluster status; use one of CREATING, ACTIVE, DELETING, \
+                 FAILED, UPDATING, PENDING.", value = crate::domain::shown(value)))
             })
     }
 }

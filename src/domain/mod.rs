@@ -18,3 +18,17 @@ pub use names::{
     AssociationId, ClientRequestToken, ClusterName, Namespace, ServiceAccountName, Tags,
 };
 pub use time::Timestamp;
+
+/// A caller's value for an error message: quoted, and cut after 64
+/// characters so that a huge value does not make a huge answer.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    match value.char_indices().nth(MAX) {
+        None => format!("'{value}'"),
+        Some((cut, _)) => format!(
+            "'{}…' ({} characters)",
+            &value[..cut],
+            value.chars().count()
+        ),
+    }
+}

@@ -51,8 +51,9 @@ impl ClusterName {
         let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if value.is_empty() || value.len() > 100 || !starts_well || !rest_ok {
             return Err(invalid(format!(
-                "{member} '{value}' is not a valid cluster name: it must be 1 to 100 characters of \
-                 letters, digits, '-' and '_', starting with a letter or digit."
+                "{member} {value} is not a valid cluster name: it must be 1 to 100 characters of \
+                 letters, digits, '-' and '_', starting with a letter or digit.",
+                value = crate::domain::shown(value)
             )));
         }
         Ok(ClusterName(value.to_owned()))
@@ -81,9 +82,10 @@ impl Namespace {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         if value.len() > 63 || !is_dns_label(value) {
             return Err(invalid(format!(
-                "namespace '{value}' is not a valid Kubernetes namespace name: it must be 1 to 63 \
+                "namespace {value} is not a valid Kubernetes namespace name: it must be 1 to 63 \
                  characters of lowercase letters, digits and '-', starting and ending with a \
-                 letter or digit."
+                 letter or digit.",
+                value = crate::domain::shown(value)
             )));
         }
         Ok(Namespace(value.to_owned()))
@@ -102,9 +104,10 @@ impl ServiceAccountName {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         if value.len() > 253 || !value.split('.').all(is_dns_label) {
             return Err(invalid(format!(
-                "serviceAccount '{value}' is not a valid Kubernetes service account name: it must \
+                "serviceAccount {value} is not a valid Kubernetes service account name: it must \
                  be 1 to 253 characters of lowercase letters, digits, '-' and '.', each \
-                 dot-separated part starting and ending with a letter or digit."
+                 dot-separated part starting and ending with a letter or digit.",
+                value = crate::domain::shown(value)
             )));
         }
         Ok(ServiceAccountName(value.to_owned()))
@@ -128,8 +131,9 @@ impl AssociationId {
         if value.chars().count() != Self::LEN {
             // The real service's own words (spec §4.16).
             return Err(invalid(format!(
-                "The parameter associationId should be {} characters long (got '{value}').",
-                Self::LEN
+                "The parameter associationId should be {} characters long (got {value}).",
+                Self::LEN,
+                value = crate::domain::shown(value)
             )));
         }
         let well_formed = value.starts_with("a-")
@@ -139,8 +143,9 @@ impl AssociationId {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !well_formed {
             return Err(invalid(format!(
-                "The parameter associationId '{value}' is malformed: it must be 'a-' followed by \
-                 17 lowercase letters or digits, as returned by CreatePodIdentityAssociation."
+                "The parameter associationId {value} is malformed: it must be 'a-' followed by \
+                 17 lowercase letters or digits, as returned by CreatePodIdentityAssociation.",
+                value = crate::domain::shown(value)
             )));
         }
         Ok(AssociationId(value.to_owned()))
