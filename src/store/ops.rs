@@ -574,10 +574,9 @@ impl Inner {
         Ok(deleted)
     }
 
-    fn tags(&self, resource: &TaggableResource) -> Result<Tags, StoreError> {
-        let not_found = || -> StoreError {
-            DomainError::TaggedResourceNotFound(format!("{resource:?}")).into()
-        };
+    fn tags(&self, resource: &TaggableResource, arn: &str) -> Result<Tags, StoreError> {
+        let not_found =
+            || -> StoreError { DomainError::TaggedResourceNotFound(arn.to_owned()).into() };
         match resource {
             TaggableResource::Cluster(name) => {
                 match self.trees.clusters.get(keys::cluster(name))? {
@@ -766,15 +765,7 @@ impl Store {
 
     /// A resource's tags. `arn` is only for the not-found message.
     pub async fn tags(&self, resource: TaggableResource, arn: String) -> Result<Tags, StoreError> {
-        self.read(move |s| {
-            s.tags(&resource).map_err(|e| match e {
-                StoreError::Rejected(DomainError::TaggedResourceNotFound(_)) => {
-                    DomainError::TaggedResourceNotFound(arn).into()
-                }
-                other => other,
-            })
-        })
-        .await
+        self.read(move |s| s.tags(&resource, &arn)).await
     }
 
     /// TagResource: merges `tags` into the resource's tags.
