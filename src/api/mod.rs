@@ -77,7 +77,11 @@ async fn dispatch(
         Ok(endpoint) => handle(&req, endpoint, body, &state).await,
         Err(e) => Err(e),
     };
-    let mut response = result.unwrap_or_else(|e| e.to_response());
+    // The Tag APIs have only BadRequest and NotFound for client errors, also
+    // for input refused before their handlers (path, query, body).
+    let is_tag_api = req.uri().path().starts_with("/tags/");
+    let mut response =
+        result.unwrap_or_else(|e| if is_tag_api { e.for_tag_api() } else { e }.to_response());
     let request_id = uuid::Uuid::new_v4().to_string();
     if let Ok(value) = request_id.parse() {
         response.headers_mut().insert(

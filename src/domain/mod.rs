@@ -40,6 +40,9 @@ mod tests {
         assert_eq!(super::shown("prod"), "'prod'");
         let long = "x".repeat(40_000);
         let shown = super::shown(&long);
-        assert!(shown.len() < 100 && shown.contains("40000 characters"), "{shown}");
+        assert!(
+            shown.len() < 100 && shown.contains("40000 characters"),
+            "{shown}"
+        );
     }
 }

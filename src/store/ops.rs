@@ -552,8 +552,15 @@ impl Inner {
                 &record.namespace,
                 &record.service_account,
             ))?;
+            // The create token, unless it expired and was since reused by
+            // another association: then it is that one's now.
             if let Some(key) = &record.create_token {
-                tx.tokens.remove(&key[..])?;
+                if let Some(bytes) = tx.tokens.get(&key[..])? {
+                    let token: TokenRecord = decode(&bytes).map_err(abort)?;
+                    if matches!(&token.response, SavedResponse::Association(a) if a.id == *id) {
+                        tx.tokens.remove(&key[..])?;
+                    }
+                }
             }
             for key in &tokens {
                 tx.tokens.remove(&key[..])?;

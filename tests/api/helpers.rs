@@ -525,6 +525,73 @@ impl Client {
         )
     }
 
+    /// ListPodIdentityAssociations; `query` is empty or starts with `?`
+    /// (build it with [`query`]).
+    #[track_caller]
+    pub fn list_associations(&self, cluster: &str, query: &str) -> Answer {
+        self.get(&format!(
+            "/clusters/{cluster}/pod-identity-associations{query}"
+        ))
+    }
+
+    #[track_caller]
+    pub fn delete_association(&self, cluster: &str, id: &str) -> Answer {
+        self.delete(&format!(
+            "/clusters/{cluster}/pod-identity-associations/{id}"
+        ))
+    }
+
+    /// TagResource with `{"tags": tags}`; the ARN is percent-encoded as a label.
+    #[track_caller]
+    pub fn tag_resource(&self, arn: &str, tags: &Value) -> Answer {
+        self.tag_resource_with(arn, &json!({ "tags": tags }))
+    }
+
+    /// TagResource with any body.
+    #[track_caller]
+    pub fn tag_resource_with(&self, arn: &str, body: &Value) -> Answer {
+        self.send_json("POST", &format!("/tags/{}", encode(arn)), body)
+    }
+
+    /// UntagResource with one `tagKeys` parameter per key.
+    #[track_caller]
+    pub fn untag_resource(&self, arn: &str, keys: &[&str]) -> Answer {
+        let pairs: Vec<(&str, &str)> = keys.iter().map(|k| ("tagKeys", *k)).collect();
+        self.delete(&format!("/tags/{}{}", encode(arn), query(&pairs)))
+    }
+
+    #[track_caller]
+    pub fn list_tags(&self, arn: &str) -> Answer {
+        self.get(&format!("/tags/{}", encode(arn)))
+    }
+
+    /// Every association of a listing, following `nextToken` (at most 200
+    /// pages). `filters` are extra query pairs such as `("namespace", "ns")`.
+    #[track_caller]
+    pub fn list_all_associations(&self, cluster: &str, filters: &[(&str, &str)]) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..200 {
+            let mut pairs = filters.to_vec();
+            if let Some(token) = &token {
+                pairs.push(("nextToken", token));
+            }
+            let page = self.list_associations(cluster, &query(&pairs)).ok().clone();
+            items.extend(
+                page["associations"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("no associations list in {page}"))
+                    .iter()
+                    .cloned(),
+            );
+            match page["nextToken"].as_str() {
+                Some(next) => token = Some(next.to_owned()),
+                None => return items,
+            }
+        }
+        panic!("listing {cluster} {filters:?} did not end within 200 pages");
+    }
+
     // --- givens -------------------------------------------------------------
 
     /// A new cluster, read back as ACTIVE (the default activation delay is 0).
@@ -556,6 +623,37 @@ impl Client {
         )
         .association()
     }
+}
+
+/// Percent-encodes a path label or query value as the SDKs do (Smithy
+/// httpLabel): every byte outside `A-Z a-z 0-9 - . _ ~` becomes `%XX`.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string (`?k=v&k2=v2`, each part encoded), or "" with no pairs.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    format!("?{}", parts.join("&"))
+}
+
+/// The ARN of a cluster of the server's default identity.
+pub fn cluster_arn(name: &str) -> String {
+    format!("arn:aws:eks:us-east-1:{ACCOUNT}:cluster/{name}")
 }
 
 /// A string member of a JSON object.
