@@ -115,6 +115,11 @@ impl GroupCommit {
         }
     }
 
+    /// Whether writes can still be made durable (no flush or fsync failed).
+    pub fn is_healthy(&self) -> bool {
+        self.durable.borrow().failure.is_none()
+    }
+
     /// Flushes what is pending and stops the flusher thread.
     pub fn stop(&self) {
         self.requests

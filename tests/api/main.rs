@@ -15,6 +15,8 @@ mod errors;
 mod idempotency;
 mod list;
 mod quota;
+mod refusals;
+mod service;
 mod session_members;
 mod startup;
 mod tags;
