@@ -7,8 +7,8 @@ use super::input::{required, JsonBody, Query};
 use super::wire::{ClusterOutput, ClusterShape, ListClustersOutput};
 use super::{ok_json, AppState};
 use crate::domain::{
-    ClientRequestToken, ClusterName, ClusterStatus, NewCluster, RoleArn, Tags, Timestamp,
-    DEFAULT_KUBERNETES_VERSION,
+    parse_kubernetes_version, ClientRequestToken, ClusterName, ClusterStatus, NewCluster, RoleArn,
+    Tags, Timestamp, DEFAULT_KUBERNETES_VERSION,
 };
 
 fn cluster_response(
@@ -29,11 +29,7 @@ pub async fn create(state: &AppState, body: JsonBody) -> Result<HttpResponse, Ap
     body.object("resourcesVpcConfig")?
         .ok_or_else(|| required("resourcesVpcConfig"))?;
     let version = match body.string("version")? {
-        Some(v) if v.is_empty() || v.len() > 16 => {
-            return Err(ApiError::invalid_parameter(format!(
-                "version {v} is not a Kubernetes version; use a version such as {DEFAULT_KUBERNETES_VERSION}.", v = crate::domain::shown(v))))
-        }
-        Some(v) => v.to_owned(),
+        Some(v) => parse_kubernetes_version("version", v)?,
         None => DEFAULT_KUBERNETES_VERSION.to_owned(),
     };
     let tags = Tags::parse("tags", body.string_map("tags")?.unwrap_or_default())?;

@@ -147,6 +147,45 @@ impl Association {
         })
     }
 
+    /// The rules every stored association keeps, checked for one that comes
+    /// from somewhere other than a request (an imported file): a `policy`
+    /// only with session tags disabled, an `externalId` exactly while a
+    /// target role is set, and a `modifiedAt` no earlier than `createdAt`.
+    pub fn check_consistent(&self) -> Result<(), DomainError> {
+        check_policy_needs_disabled_session_tags(self.policy.as_ref(), self.disable_session_tags)?;
+        match (&self.target_role_arn, &self.external_id) {
+            (Some(_), None) => {
+                return Err(DomainError::InvalidParameter(
+                    "targetRoleArn is set but externalId is not; an association with a target \
+                     role always has the externalId generated with it."
+                        .into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(DomainError::InvalidParameter(
+                    "externalId is set without a targetRoleArn; it exists only while a target \
+                     role is set."
+                        .into(),
+                ))
+            }
+            (Some(_), Some(id)) if id.is_empty() => {
+                return Err(DomainError::InvalidParameter(
+                    "externalId is empty; it must be the ID generated with the target role.".into(),
+                ))
+            }
+            _ => {}
+        }
+        if self.modified_at < self.created_at {
+            return Err(DomainError::InvalidParameter(format!(
+                "modifiedAt {} is before createdAt {}; an association is modified after it is \
+                 created.",
+                self.modified_at.as_millis(),
+                self.created_at.as_millis()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn arn(&self, identity: &AwsIdentity) -> String {
         identity.association_arn(&self.cluster, &self.id)
     }
@@ -408,6 +447,27 @@ mod tests {
                 .policy,
             None
         );
+    }
+
+    #[test]
+    fn a_consistent_association_has_its_external_id_with_its_target_role_and_is_modified_after_creation(
+    ) {
+        let a = association();
+        assert!(a.check_consistent().is_ok());
+        let mut targeted = a.clone();
+        targeted.target_role_arn = Some(role("t"));
+        assert!(targeted.check_consistent().is_err());
+        targeted.external_id = Some("e".into());
+        assert!(targeted.check_consistent().is_ok());
+        let mut orphan_id = a.clone();
+        orphan_id.external_id = Some("e".into());
+        assert!(orphan_id.check_consistent().is_err());
+        let mut policy_with_tags = a.clone();
+        policy_with_tags.policy = Some(policy());
+        assert!(policy_with_tags.check_consistent().is_err());
+        let mut backwards = a;
+        backwards.modified_at = Timestamp::from_millis(backwards.created_at.as_millis() - 1);
+        assert!(backwards.check_consistent().is_err());
     }
 
     #[test]

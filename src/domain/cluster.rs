@@ -61,6 +61,19 @@ impl FromStr for ClusterStatus {
 /// The Kubernetes version a cluster gets when CreateCluster names none.
 pub const DEFAULT_KUBERNETES_VERSION: &str = "1.33";
 
+/// A cluster's Kubernetes `version`: 1 to 16 characters. The server only
+/// stores and echoes it, so the rule is just a bound on its size.
+pub fn parse_kubernetes_version(member: &str, value: &str) -> Result<String, DomainError> {
+    if value.is_empty() || value.len() > 16 {
+        return Err(DomainError::InvalidParameter(format!(
+            "{member} {value} is not a Kubernetes version; use a version such as \
+             {DEFAULT_KUBERNETES_VERSION}.",
+            value = crate::domain::shown(value)
+        )));
+    }
+    Ok(value.to_owned())
+}
+
 /// What CreateCluster asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NewCluster {
@@ -193,6 +206,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("c1") && err.contains("DELETING"), "{err}");
+    }
+
+    #[test]
+    fn a_kubernetes_version_has_1_to_16_characters() {
+        assert_eq!(parse_kubernetes_version("version", "1.33").unwrap(), "1.33");
+        assert!(parse_kubernetes_version("version", "").is_err());
+        assert!(parse_kubernetes_version("version", &"1".repeat(17)).is_err());
     }
 
     #[test]

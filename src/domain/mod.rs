@@ -12,7 +12,9 @@ pub use arn::{AwsIdentity, Partition, RoleArn, TaggableResource};
 pub use association::{
     Association, AssociationUpdate, ImmutableClaim, NewAssociation, SessionPolicy,
 };
-pub use cluster::{Cluster, ClusterStatus, NewCluster, DEFAULT_KUBERNETES_VERSION};
+pub use cluster::{
+    parse_kubernetes_version, Cluster, ClusterStatus, NewCluster, DEFAULT_KUBERNETES_VERSION,
+};
 pub use error::DomainError;
 pub use names::{
     AssociationId, ClientRequestToken, ClusterName, Namespace, ServiceAccountName, Tags,
