@@ -3,8 +3,10 @@
 //!
 //! Data flows one way: `api` (HTTP, wire shapes, EKS errors) → `domain`
 //! (validated types and rules) → `store` (sled, group commit, migrations).
+//! `backup` (the export file, import) sits beside `api`: another way in.
 
 pub mod api;
+pub mod backup;
 pub mod config;
 pub mod domain;
 pub mod startup;

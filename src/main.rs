@@ -1,13 +1,14 @@
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use pod_identity_store::backup::{self, progress::Progress};
 use pod_identity_store::config::{Config, Overrides};
-use pod_identity_store::startup::Application;
-use pod_identity_store::store::migrate;
+use pod_identity_store::startup::{without_engine_panics, Application};
+use pod_identity_store::store::{self, migrate};
 
 /// A self-hosted, durable implementation of the Amazon EKS Pod Identity
 /// association API. Point AWS clients at it with an endpoint override.
@@ -55,6 +56,15 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Verify a stopped store without changing it: records, index, counters,
+    /// tokens. Exits non-zero when it finds a problem.
+    Check,
+    /// Load a file written by GET /admin/v1/export into an empty store.
+    Import {
+        /// The export file (JSON lines).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +90,8 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
         Command::Migrate { dry_run } => migrate(&config, dry_run),
+        Command::Check => check(&config),
+        Command::Import { file } => import(&config, &file),
     }
 }
 
@@ -121,8 +133,58 @@ fn migrate(config: &Config, dry_run: bool) -> Result<(), String> {
         return Ok(());
     }
     let settings = pod_identity_store::startup::store_settings(config);
-    let store = pod_identity_store::store::Store::open(dir, settings).map_err(|e| e.to_string())?;
+    let store = store::Store::open(dir, settings).map_err(|e| e.to_string())?;
     store.close().map_err(|e| e.to_string())?;
     println!("migrated to schema version {}", migrate::LATEST);
+    Ok(())
+}
+
+fn check(config: &Config) -> Result<(), String> {
+    let dir = &config.store.data_dir;
+    let report = without_engine_panics(dir, || store::check(dir)).map_err(|e| e.to_string())?;
+    println!(
+        "store at {}: schema version {}",
+        dir.display(),
+        report.schema
+    );
+    println!("clusters: {}", report.clusters);
+    println!("associations: {}", report.associations);
+    println!("index entries: {}", report.index_entries);
+    println!(
+        "tokens: {} (expiry entries: {})",
+        report.tokens, report.expiry_entries
+    );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    if report.problems.is_empty() {
+        println!("no problems found");
+        return Ok(());
+    }
+    Err(format!(
+        "found {} problem(s) in the store at {} (listed above)",
+        report.problems.len(),
+        dir.display()
+    ))
+}
+
+fn import(config: &Config, file: &Path) -> Result<(), String> {
+    let dir = &config.store.data_dir;
+    let settings = pod_identity_store::startup::store_settings(config);
+    let mut progress = Progress::on_stderr(format!("importing {}", file.display()));
+    let imported =
+        without_engine_panics(dir, || backup::import(file, dir, settings, &mut progress))
+            .map_err(|e| e.to_string())?;
+    println!(
+        "imported {} into the store at {}: clusters: {}, associations: {}, index entries: {}",
+        file.display(),
+        dir.display(),
+        imported.clusters,
+        imported.associations,
+        imported.index_entries
+    );
     Ok(())
 }

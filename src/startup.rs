@@ -154,18 +154,25 @@ impl Signals {
     }
 }
 
-/// Opens the store. sled 0.34 can panic on a damaged data file instead of
-/// returning an error; such a panic becomes a `Damaged` error, so the user
-/// gets one clear line, not a backtrace.
+/// Opens the store, a storage-engine panic reported as an error.
 fn open_store(dir: &std::path::Path, settings: StoreSettings) -> Result<Store, StoreError> {
-    let opened = QUIET_PANICS.with(|quiet| {
+    without_engine_panics(dir, || Store::open(dir, settings))
+}
+
+/// Runs `f`, which reads the store in `dir`, turning a panic into a
+/// `Damaged` error. sled 0.34 can panic on a damaged data file instead of
+/// returning an error; the user gets one clear line, not a backtrace.
+pub fn without_engine_panics<T, E: From<StoreError>>(
+    dir: &std::path::Path,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let outcome = QUIET_PANICS.with(|quiet| {
         quiet.set(true);
-        let opened =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Store::open(dir, settings)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         quiet.set(false);
-        opened
+        outcome
     });
-    opened.unwrap_or_else(|panic| {
+    outcome.unwrap_or_else(|panic| {
         let detail = panic
             .downcast_ref::<String>()
             .map(String::as_str)
@@ -174,7 +181,8 @@ fn open_store(dir: &std::path::Path, settings: StoreSettings) -> Result<Store, S
         Err(StoreError::Damaged {
             dir: dir.to_owned(),
             detail: detail.to_owned(),
-        })
+        }
+        .into())
     })
 }
 

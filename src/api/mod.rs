@@ -9,6 +9,7 @@
 mod associations;
 mod clusters;
 pub mod error;
+mod export;
 mod input;
 mod pagination;
 mod router;
@@ -151,5 +152,6 @@ async fn handle(
         Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,
         Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
+        Endpoint::Export => export::export(state).await,
     }
 }

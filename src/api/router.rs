@@ -50,6 +50,8 @@ pub enum Endpoint {
     SetClusterStatus {
         name: String,
     },
+    /// `GET /admin/v1/export`: every cluster and association as JSON lines.
+    Export,
 }
 
 impl Endpoint {
@@ -69,6 +71,7 @@ impl Endpoint {
             Endpoint::UntagResource { .. } => "UntagResource",
             Endpoint::ListTagsForResource { .. } => "ListTagsForResource",
             Endpoint::SetClusterStatus { .. } => "SetClusterStatus",
+            Endpoint::Export => "Export",
         }
     }
 
@@ -128,6 +131,10 @@ impl Endpoint {
             ["admin", "v1", "clusters", name, "status"] => match m {
                 "PUT" => Ok(Endpoint::SetClusterStatus { name: name.to_owned() }),
                 _ => not_allowed("PUT"),
+            },
+            ["admin", "v1", "export"] => match m {
+                "GET" => Ok(Endpoint::Export),
+                _ => not_allowed("GET"),
             },
             _ => Err(ApiError::new(
                 ErrorType::UnknownOperationException,
@@ -200,6 +207,20 @@ mod tests {
             Ok(Endpoint::DeletePodIdentityAssociation { .. })
         ));
         assert_eq!(parse(Method::PUT, path).unwrap_err().status(), 405);
+    }
+
+    #[test]
+    fn the_export_is_a_get_on_the_admin_path() {
+        assert_eq!(
+            parse(Method::GET, "/admin/v1/export").unwrap(),
+            Endpoint::Export
+        );
+        assert_eq!(
+            parse(Method::POST, "/admin/v1/export")
+                .unwrap_err()
+                .status(),
+            405
+        );
     }
 
     #[test]

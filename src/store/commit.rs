@@ -115,6 +115,17 @@ impl GroupCommit {
         }
     }
 
+    /// Resolves once a flush that *started after this call* has finished.
+    ///
+    /// It covers every transaction committed before the call, also one whose
+    /// writer has not counted it yet (a writer counts after its transaction
+    /// returns). Counting one write of our own forces such a flush: the
+    /// flusher reads the count before it flushes. The stats count it too.
+    pub async fn covering_flush(&self) -> Result<(), StoreError> {
+        self.note_write();
+        self.durable().await
+    }
+
     /// Whether writes can still be made durable (no flush or fsync failed).
     pub fn is_healthy(&self) -> bool {
         self.durable.borrow().failure.is_none()

@@ -27,6 +27,38 @@ pub enum StoreError {
         written_by: String,
     },
 
+    #[error(
+        "there is no store at {dir} (no {dir}/db); name the data directory of an existing store \
+         with --data-dir"
+    )]
+    NoStore { dir: PathBuf },
+
+    /// Met only by tools that do not migrate (`check`); the server migrates.
+    #[error(
+        "the store at {dir} has schema version {found}; this build checks schema version \
+         {latest} only. Run `pod-identity-store migrate --data-dir {dir}` (it upgrades the store \
+         in place, keeping its data), then check again"
+    )]
+    OlderSchema {
+        dir: PathBuf,
+        found: u32,
+        latest: u32,
+    },
+
+    #[error(
+        "the store at {dir} is not empty (clusters: {clusters}, associations: {associations}); \
+         import loads only into an empty store: choose a new --data-dir, or move {dir} away first"
+    )]
+    NotEmpty {
+        dir: PathBuf,
+        clusters: usize,
+        associations: usize,
+    },
+
+    /// Data handed to `Store::import` breaks a rule of the store; nothing was written.
+    #[error("the data to import is inconsistent: {0}")]
+    ImportRefused(String),
+
     #[error("the store at {dir} is damaged: {detail}")]
     Damaged { dir: PathBuf, detail: String },
 

@@ -69,6 +69,28 @@ pub fn association_index(
     ])
 }
 
+/// Splits an `association_index` key into cluster, namespace and service
+/// account; `None` when it does not have exactly those three parts.
+pub fn split_association_index(key: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let mut parts = key.split(|b| *b == SEP);
+    let cluster = parts.next()?;
+    let namespace = parts.next()?;
+    let service_account = parts.next()?;
+    match parts.next() {
+        None => Some((cluster, namespace, service_account)),
+        Some(_) => None,
+    }
+}
+
+/// A key for a person to read: its parts joined by `/`, bytes that are not
+/// UTF-8 replaced.
+pub fn shown(key: &[u8]) -> String {
+    key.split(|b| *b == SEP)
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// What a `clientRequestToken` was sent with: tokens are scoped to the
 /// operation and the resource, so one token reused on another operation or
 /// association is simply another token.
@@ -170,6 +192,22 @@ mod tests {
             keys[2],
             association(&name("prod-2"), &id("a-aaaaaaaaaaaaaaaaa"))
         );
+    }
+
+    #[test]
+    fn an_index_key_splits_back_into_its_three_parts() {
+        let key = association_index(
+            &name("c1"),
+            &Namespace::parse("default").unwrap(),
+            &ServiceAccountName::parse("app").unwrap(),
+        );
+        assert_eq!(
+            split_association_index(&key),
+            Some((&b"c1"[..], &b"default"[..], &b"app"[..]))
+        );
+        assert_eq!(shown(&key), "c1/default/app");
+        assert_eq!(split_association_index(b"c1\0default"), None);
+        assert_eq!(split_association_index(b"c1\0a\0b\0c"), None);
     }
 
     #[test]

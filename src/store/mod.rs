@@ -11,7 +11,12 @@
 //!   deadlocking, so scans happen before a transaction and are re-checked in it.
 //! - A reader can see a write a moment before it is durable (while its
 //!   writer waits for the flush); the writer's client hears success only after.
+//! - sled 0.34 has no snapshots and its iterators see writes made while they
+//!   run, so a consistent copy of several trees (the export) stops every
+//!   write transaction for as long as it copies them (`Inner::writers`).
 
+mod backup;
+mod check;
 mod commit;
 mod error;
 pub mod keys;
@@ -21,12 +26,14 @@ pub mod records;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
+pub use backup::{contents, Imported, Snapshot, StoreContents};
+pub use check::{check, CheckReport};
 pub use commit::CommitStats;
 pub use error::StoreError;
 pub use ops::{AssociationFilter, ListPage};
@@ -80,6 +87,11 @@ struct Inner {
     flusher: Mutex<Option<JoinHandle<()>>>,
     settings: StoreSettings,
     page_token_secret: [u8; 16],
+    /// Every write transaction holds this shared (`transact`); a snapshot
+    /// holds it exclusively while it copies the trees, so that it sees the
+    /// store between two transactions and never in the middle of a scan
+    /// that a transaction changed under it.
+    writers: RwLock<()>,
 }
 
 /// The trees as seen inside one transaction.
@@ -153,6 +165,38 @@ const STORE_ID_FILE: &str = "store-id";
 /// in a file beside it; when the file names a store that sled no longer
 /// holds, the data is gone and the server must not start.
 fn check_identity(db: &sled::Db, meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    let id = match read_identity(meta, dir)? {
+        Identity::Confirmed => return Ok(()),
+        Identity::OnlyInStore(store_id) => store_id,
+        Identity::None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            meta.insert(keys::META_STORE_ID, id.as_bytes())?;
+            sync_now(db, dir)?;
+            id
+        }
+    };
+    // sled holds the ID durably before the file names it.
+    let file = dir.join(STORE_ID_FILE);
+    std::fs::write(&file, format!("{id}\n"))
+        .and_then(|()| std::fs::File::open(&file)?.sync_all())
+        .map_err(|e| StoreError::io("write the store ID", &file, e))?;
+    sync_dir(dir)
+}
+
+/// What the store's ID says, read without changing anything.
+enum Identity {
+    /// The file and sled name the same store.
+    Confirmed,
+    /// Only sled names it (a store from before the file, or a crash before
+    /// the file was written); the server writes the file.
+    OnlyInStore(String),
+    /// A new store: neither names one yet.
+    None,
+}
+
+/// Reads the store's ID from sled and from the file beside it; a data file
+/// that lost what it held, or belongs to another store, is `Damaged`.
+fn read_identity(meta: &sled::Tree, dir: &Path) -> Result<Identity, StoreError> {
     let file = dir.join(STORE_ID_FILE);
     let in_file = match std::fs::read_to_string(&file) {
         Ok(text) => Some(text.trim().to_owned()),
@@ -162,38 +206,24 @@ fn check_identity(db: &sled::Db, meta: &sled::Tree, dir: &Path) -> Result<(), St
     let in_store = meta
         .get(keys::META_STORE_ID)?
         .map(|id| String::from_utf8_lossy(&id).into_owned());
-    let damaged = |detail: &str| {
-        StoreError::Damaged {
+    let damaged = |detail: &str| StoreError::Damaged {
         dir: dir.to_owned(),
         detail: format!(
-            "{detail}; restore the data directory from a backup, or move it away to start with an empty store"
+            "{detail}; restore the data directory from a backup, or move it away to start with an \
+             empty store"
         ),
-    }
     };
-    let id =
-        match (in_file, in_store) {
-            (Some(file_id), Some(store_id)) if file_id == store_id => return Ok(()),
-            (Some(_), Some(_)) => {
-                return Err(damaged(
-                    "its data file belongs to another store (was it replaced?)",
-                ))
-            }
-            (Some(_), None) => return Err(damaged(
-                "its data file has lost what it held (was it truncated, overwritten or replaced?)",
-            )),
-            (None, Some(store_id)) => store_id,
-            (None, None) => {
-                let id = uuid::Uuid::new_v4().to_string();
-                meta.insert(keys::META_STORE_ID, id.as_bytes())?;
-                sync_now(db, dir)?;
-                id
-            }
-        };
-    // sled holds the ID durably before the file names it.
-    std::fs::write(&file, format!("{id}\n"))
-        .and_then(|()| std::fs::File::open(&file)?.sync_all())
-        .map_err(|e| StoreError::io("write the store ID", &file, e))?;
-    sync_dir(dir)
+    match (in_file, in_store) {
+        (Some(file_id), Some(store_id)) if file_id == store_id => Ok(Identity::Confirmed),
+        (Some(_), Some(_)) => Err(damaged(
+            "its data file belongs to another store (was it replaced?)",
+        )),
+        (Some(_), None) => Err(damaged(
+            "its data file has lost what it held (was it truncated, overwritten or replaced?)",
+        )),
+        (None, Some(store_id)) => Ok(Identity::OnlyInStore(store_id)),
+        (None, None) => Ok(Identity::None),
+    }
 }
 
 fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
@@ -237,6 +267,7 @@ impl Store {
             flusher: Mutex::new(Some(flusher)),
             settings,
             page_token_secret,
+            writers: RwLock::new(()),
         };
         inner.finish_deletions()?;
         sync_now(&inner.db, dir)?;
@@ -315,7 +346,13 @@ impl Store {
 
 impl Inner {
     /// One transaction over every data tree.
+    ///
+    /// Never call it from inside another `transact` (or while holding
+    /// `writers`): a second shared lock in the same thread can queue behind
+    /// a waiting snapshot that waits for the first one.
     fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
+        let _writing = self.writers.read().unwrap_or_else(PoisonError::into_inner);
         let t = &self.trees;
         (&t.clusters, &t.associations, &t.index, &t.tokens, &t.expiry)
             .transaction(|(clusters, associations, index, tokens, expiry)| {

@@ -591,6 +591,47 @@ impl Client {
         self.get(&format!("/tags/{}", encode(arn)))
     }
 
+    /// `GET /admin/v1/export`: the export's text. Checks what every export
+    /// answer must have (200, JSON lines, a request ID); the test fails on
+    /// anything else.
+    #[track_caller]
+    pub fn export(&self) -> String {
+        self.try_export().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `GET /admin/v1/export`, with `Err` for any failure.
+    pub fn try_export(&self) -> Result<String, String> {
+        use std::io::Read;
+        let path = "/admin/v1/export";
+        let response = match self.agent.get(&format!("{}{path}", self.base)).call() {
+            Ok(response) => response,
+            Err(ureq::Error::Status(status, response)) => {
+                return Err(format!(
+                    "GET {path} answered {status}: {}",
+                    response.into_string().unwrap_or_default()
+                ))
+            }
+            Err(e) => return Err(format!("GET {path}: {e}")),
+        };
+        let content_type = response.header("content-type").map(str::to_owned);
+        if content_type.as_deref() != Some("application/x-ndjson") {
+            return Err(format!("GET {path}: content-type {content_type:?}"));
+        }
+        if response
+            .header("x-amzn-requestid")
+            .is_none_or(str::is_empty)
+        {
+            return Err(format!("GET {path}: no x-amzn-requestid header"));
+        }
+        // Not `into_string`, which stops at 10 MB.
+        let mut text = String::new();
+        response
+            .into_reader()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("GET {path}: cannot read the body: {e}"))?;
+        Ok(text)
+    }
+
     /// Every association of a listing, following `nextToken` (at most 200
     /// pages). `filters` are extra query pairs such as `("namespace", "ns")`.
     #[track_caller]
@@ -753,6 +794,21 @@ impl TestApp {
         Self::spawn_with(Some(toml))
     }
 
+    /// The directories of a server that is not started yet (the data dir
+    /// does not exist): for tests that prepare a store first. Its client
+    /// talks to nobody until [`TestApp::start`].
+    pub fn unstarted() -> TestApp {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        TestApp {
+            client: Client::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+            server: None,
+            data_dir: dir.path().join("data"),
+            config: None,
+            log: dir.path().join("server.log"),
+            _dir: dir,
+        }
+    }
+
     fn spawn_with(toml: Option<&str>) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data_dir = dir.path().join("data");
@@ -796,6 +852,18 @@ impl TestApp {
     /// SIGKILLs the server and waits for it to be gone.
     pub fn kill(&mut self) {
         drop(self.server.take());
+    }
+
+    /// Stops the server as an operator would (SIGTERM) and waits for it to
+    /// exit, which it does only after closing the store.
+    #[track_caller]
+    pub fn stop(&mut self) {
+        let mut server = self.server.take().expect("the server is running");
+        server.signal("TERM");
+        let status = server
+            .wait_exit(START_TIMEOUT)
+            .unwrap_or_else(|| panic!("the server did not stop within {START_TIMEOUT:?}"));
+        assert!(status.success(), "the server stopped with {status}");
     }
 
     /// Starts the server again on the same data dir (and config), on a new port.

@@ -20,6 +20,7 @@ mod service;
 mod session_members;
 mod startup;
 mod tags;
+mod tools;
 mod update;
 mod upgrade;
 mod validation;

@@ -34,7 +34,7 @@ fn unhex(text: &str) -> Vec<u8> {
 }
 
 /// Writes the frozen schema-1 entries into a new store at `data_dir`.
-fn load_fixture(data_dir: &Path) {
+pub fn load_fixture(data_dir: &Path) {
     let db = sled::open(data_dir).unwrap();
     let text = std::fs::read_to_string(fixture()).unwrap();
     for line in text.lines() {
@@ -49,7 +49,7 @@ fn load_fixture(data_dir: &Path) {
     db.flush().unwrap();
 }
 
-fn schema_version(data_dir: &Path) -> u32 {
+pub fn schema_version(data_dir: &Path) -> u32 {
     let db = sled::open(data_dir).unwrap();
     let bytes = db
         .open_tree(keys::TREE_META)

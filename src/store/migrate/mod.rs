@@ -105,7 +105,7 @@ pub struct Status {
     pub pending: Vec<&'static Step>,
 }
 
-fn read_version(trees: &Trees, dir: &Path) -> Result<u32, StoreError> {
+pub(super) fn read_version(trees: &Trees, dir: &Path) -> Result<u32, StoreError> {
     let Some(bytes) = trees.meta.get(META_SCHEMA_VERSION)? else {
         // A store that has data but no version was not written by us.
         if !trees.clusters.is_empty() || !trees.associations.is_empty() {

@@ -1,0 +1,722 @@
+//! The export file: one JSON object per line (`application/x-ndjson`).
+//!
+//! ```text
+//! {"format":"pod-identity-store-export","version":1,"schema":2,"exportedAt":1700000000000,"region":"us-east-1","accountId":"123456789012"}
+//! {"type":"cluster","name":"dev","roleArn":"arn:aws:iam::123456789012:role/eks","version":"1.33","tags":{},"createdAt":1700000000000,"status":"ACTIVE","activateAt":null}
+//! {"type":"association","clusterName":"dev","associationId":"a-8mvwvh57cu74mgcst",...}
+//! {"type":"end","clusters":1,"associations":1}
+//! ```
+//!
+//! - The header comes first. `version` is the version of this file format
+//!   (a reader refuses a newer one); `schema` is the store schema of the
+//!   exporting server, for information; `region` and `accountId` are the
+//!   server's identity, which every ARN depends on, so a file is imported
+//!   only by a server with the same identity.
+//! - Then every cluster, then every association. A cluster comes before its
+//!   associations, so a reader can check each line as it reads it.
+//! - Times (`createdAt`, `modifiedAt`, `activateAt`, `exportedAt`) are
+//!   integer epoch **milliseconds**: the store's own precision, so a round
+//!   trip is exact (the API shows the same instants as epoch seconds with a
+//!   fraction). Absent optional members are `null`.
+//! - The end line counts what came before it: a file cut short, even at a
+//!   line boundary, has no end line and is refused.
+//! - Client request tokens are not exported. They are the store's private
+//!   memory of answers (kept a day at most, with request fingerprints in an
+//!   internal encoding), not data a user created; after an import a retry
+//!   with an old token is simply a new request.
+//!
+//! Reading validates every member with the same rules as the API (the
+//! domain types' parsers), so an imported store holds nothing a request
+//! could not have created.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Read};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    parse_kubernetes_version, Association, AssociationId, AwsIdentity, Cluster, ClusterName,
+    ClusterStatus, DomainError, Namespace, RoleArn, ServiceAccountName, SessionPolicy, Tags,
+    Timestamp,
+};
+use crate::store::migrate;
+use crate::store::Snapshot;
+
+/// The `format` member of the header.
+pub const FORMAT: &str = "pod-identity-store-export";
+/// The version of the file format this build writes and reads.
+pub const VERSION: u32 = 1;
+pub const CONTENT_TYPE: &str = "application/x-ndjson";
+/// The longest line accepted. The largest valid record (50 tags of 128 + 256
+/// characters, a 2,048-character policy, each character escaped) is far
+/// smaller; the bound keeps a file without newlines from filling memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The first line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    pub schema: u32,
+    pub exported_at: i64,
+    pub region: String,
+    pub account_id: String,
+}
+
+/// Every line after the header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum Line {
+    Cluster(ClusterLine),
+    Association(AssociationLine),
+    End(EndLine),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClusterLine {
+    name: String,
+    role_arn: String,
+    version: String,
+    tags: BTreeMap<String, String>,
+    created_at: i64,
+    /// The stored status: a CREATING cluster reads as ACTIVE from `activateAt` on.
+    status: ClusterStatus,
+    activate_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AssociationLine {
+    cluster_name: String,
+    association_id: String,
+    namespace: String,
+    service_account: String,
+    role_arn: String,
+    tags: BTreeMap<String, String>,
+    created_at: i64,
+    modified_at: i64,
+    disable_session_tags: bool,
+    target_role_arn: Option<String>,
+    external_id: Option<String>,
+    policy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndLine {
+    clusters: u64,
+    associations: u64,
+}
+
+impl ClusterLine {
+    fn new(c: &Cluster) -> Self {
+        ClusterLine {
+            name: c.name.to_string(),
+            role_arn: c.role_arn.to_string(),
+            version: c.version.clone(),
+            tags: c.tags.as_map().clone(),
+            created_at: c.created_at.as_millis(),
+            status: c.status,
+            activate_at: c.activate_at.map(Timestamp::as_millis),
+        }
+    }
+
+    fn parse(self, identity: &AwsIdentity) -> Result<Cluster, DomainError> {
+        Ok(Cluster {
+            name: ClusterName::parse("name", &self.name)?,
+            role_arn: RoleArn::parse_in_account("roleArn", &self.role_arn, identity)?,
+            version: parse_kubernetes_version("version", &self.version)?,
+            tags: Tags::parse("tags", self.tags)?,
+            created_at: millis("createdAt", self.created_at)?,
+            status: self.status,
+            activate_at: self
+                .activate_at
+                .map(|ms| millis("activateAt", ms))
+                .transpose()?,
+        })
+    }
+}
+
+impl AssociationLine {
+    fn new(a: &Association) -> Self {
+        AssociationLine {
+            cluster_name: a.cluster.to_string(),
+            association_id: a.id.to_string(),
+            namespace: a.namespace.to_string(),
+            service_account: a.service_account.to_string(),
+            role_arn: a.role_arn.to_string(),
+            tags: a.tags.as_map().clone(),
+            created_at: a.created_at.as_millis(),
+            modified_at: a.modified_at.as_millis(),
+            disable_session_tags: a.disable_session_tags,
+            target_role_arn: a.target_role_arn.as_ref().map(ToString::to_string),
+            external_id: a.external_id.clone(),
+            policy: a.policy.as_ref().map(|p| p.as_str().to_owned()),
+        }
+    }
+
+    fn parse(self, identity: &AwsIdentity) -> Result<Association, DomainError> {
+        let association = Association {
+            cluster: ClusterName::parse("clusterName", &self.cluster_name)?,
+            id: AssociationId::parse(&self.association_id)?,
+            namespace: Namespace::parse(&self.namespace)?,
+            service_account: ServiceAccountName::parse(&self.service_account)?,
+            role_arn: RoleArn::parse_in_account("roleArn", &self.role_arn, identity)?,
+            tags: Tags::parse("tags", self.tags)?,
+            created_at: millis("createdAt", self.created_at)?,
+            modified_at: millis("modifiedAt", self.modified_at)?,
+            disable_session_tags: self.disable_session_tags,
+            target_role_arn: self
+                .target_role_arn
+                .map(|arn| RoleArn::parse_in_partition("targetRoleArn", &arn, identity.partition))
+                .transpose()?,
+            external_id: self.external_id,
+            policy: self.policy.map(|p| SessionPolicy::parse(&p)).transpose()?,
+        };
+        association.check_consistent()?;
+        Ok(association)
+    }
+}
+
+fn millis(member: &str, ms: i64) -> Result<Timestamp, DomainError> {
+    if ms < 0 {
+        return Err(DomainError::InvalidParameter(format!(
+            "{member} is {ms}; times are epoch milliseconds, 0 or more."
+        )));
+    }
+    Ok(Timestamp::from_millis(ms))
+}
+
+/// The lines of an export of `snapshot`, each ending in `\n`, produced one
+/// at a time so that the text of a large store is never held whole.
+pub struct ExportLines {
+    header: Option<Header>,
+    clusters: std::vec::IntoIter<Cluster>,
+    associations: std::vec::IntoIter<Association>,
+    end: Option<EndLine>,
+}
+
+impl ExportLines {
+    pub fn new(snapshot: Snapshot, identity: &AwsIdentity) -> Self {
+        ExportLines {
+            header: Some(Header {
+                format: FORMAT.to_owned(),
+                version: VERSION,
+                schema: migrate::LATEST,
+                exported_at: snapshot.taken_at.as_millis(),
+                region: identity.region.clone(),
+                account_id: identity.account_id.clone(),
+            }),
+            end: Some(EndLine {
+                clusters: snapshot.clusters.len() as u64,
+                associations: snapshot.associations.len() as u64,
+            }),
+            clusters: snapshot.clusters.into_iter(),
+            associations: snapshot.associations.into_iter(),
+        }
+    }
+}
+
+fn to_line<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("export lines always serialize");
+    line.push(b'\n');
+    line
+}
+
+impl Iterator for ExportLines {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if let Some(header) = self.header.take() {
+            return Some(to_line(&header));
+        }
+        if let Some(cluster) = self.clusters.next() {
+            return Some(to_line(&Line::Cluster(ClusterLine::new(&cluster))));
+        }
+        if let Some(association) = self.associations.next() {
+            return Some(to_line(&Line::Association(AssociationLine::new(
+                &association,
+            ))));
+        }
+        self.end.take().map(|end| to_line(&Line::End(end)))
+    }
+}
+
+/// What a file holds, every line checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    pub header: Header,
+    pub clusters: Vec<Cluster>,
+    pub associations: Vec<Association>,
+}
+
+/// Why a file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("line {line}: {message}")]
+    Line { line: u64, message: String },
+    #[error("the file is empty; an export starts with its header line")]
+    Empty,
+    #[error(
+        "the file ends after line {lines} without the export's end line, so it is incomplete \
+         (was the export interrupted?); export again"
+    )]
+    Truncated { lines: u64 },
+    #[error("cannot read it: {0}")]
+    Read(#[from] std::io::Error),
+}
+
+fn at(line: u64, message: impl Into<String>) -> FileError {
+    FileError::Line {
+        line,
+        message: message.into(),
+    }
+}
+
+/// serde_json's message without the position it appends (always "line 1"
+/// here, since each line is parsed alone), with the column instead.
+fn json_problem(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(message, _)| message);
+    match e.classify() {
+        serde_json::error::Category::Data => format!("{text} (column {})", e.column()),
+        _ => format!("not valid JSON: {text} (column {})", e.column()),
+    }
+}
+
+/// The members of a header that decide whether this build can read the file.
+#[derive(Deserialize)]
+struct HeaderProbe {
+    format: Option<String>,
+    version: Option<u32>,
+}
+
+fn parse_header(line: &[u8], identity: &AwsIdentity) -> Result<Header, FileError> {
+    let not_a_header = |why: String| {
+        at(
+            1,
+            format!(
+                "{why}; an export starts with a header such as \
+                 {{\"format\":\"{FORMAT}\",\"version\":{VERSION},...}}"
+            ),
+        )
+    };
+    let probe: HeaderProbe =
+        serde_json::from_slice(line).map_err(|e| not_a_header(json_problem(&e)))?;
+    if probe.format.as_deref() != Some(FORMAT) {
+        return Err(not_a_header(format!(
+            "it is not a {FORMAT} header (format {:?})",
+            probe.format.unwrap_or_default()
+        )));
+    }
+    match probe.version {
+        Some(VERSION) => {}
+        Some(version) if version > VERSION => {
+            return Err(at(
+                1,
+                format!(
+                    "the file has export format version {version}, written by a newer \
+                     pod-identity-store; this build reads version {VERSION}. Import it with a \
+                     newer pod-identity-store"
+                ),
+            ))
+        }
+        other => {
+            return Err(not_a_header(format!(
+                "export format version {other:?} is unknown"
+            )))
+        }
+    }
+    let header: Header = serde_json::from_slice(line).map_err(|e| at(1, json_problem(&e)))?;
+    if header.region != identity.region || header.account_id != identity.account_id {
+        return Err(at(
+            1,
+            format!(
+                "the file was exported by a server of account {} in region {}, but this store is \
+                 configured for account {} in region {}; every ARN depends on them. Import with \
+                 the server's configuration (--config, with aws.account_id and aws.region)",
+                header.account_id, header.region, identity.account_id, identity.region
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// Where each thing was first seen, to refuse a second one naming both lines.
+#[derive(Default)]
+struct Seen {
+    clusters: HashMap<ClusterName, u64>,
+    ids: HashMap<(ClusterName, AssociationId), u64>,
+    service_accounts: HashMap<(ClusterName, Namespace, ServiceAccountName), (AssociationId, u64)>,
+}
+
+/// Reads and checks a whole export, every line, before anything is done with
+/// it. `progress` hears the number of bytes read after each line.
+pub fn read(
+    mut input: impl BufRead,
+    identity: &AwsIdentity,
+    mut progress: impl FnMut(u64),
+) -> Result<ExportFile, FileError> {
+    let mut header = None;
+    let mut clusters = Vec::new();
+    let mut associations = Vec::new();
+    let mut seen = Seen::default();
+    let mut ended = false;
+    let mut number = 0u64;
+    let mut bytes_read = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Every pass reads at least one byte or ends the loop.
+        let n = (&mut input)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        bytes_read += n as u64;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        } else if n > MAX_LINE_BYTES {
+            return Err(at(
+                number,
+                format!("the line is longer than {MAX_LINE_BYTES} bytes; no export line is"),
+            ));
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            return Err(at(
+                number,
+                "the line is empty; every line is one JSON object",
+            ));
+        }
+        if header.is_none() {
+            header = Some(parse_header(&buf, identity)?);
+            progress(bytes_read);
+            continue;
+        }
+        if ended {
+            return Err(at(
+                number,
+                "a line after the end line; the end line is the last",
+            ));
+        }
+        let line: Line = serde_json::from_slice(&buf).map_err(|e| at(number, json_problem(&e)))?;
+        let problem = |e: DomainError| at(number, e.to_string());
+        match line {
+            Line::Cluster(line) => {
+                let cluster = line.parse(identity).map_err(problem)?;
+                if let Some(first) = seen.clusters.insert(cluster.name.clone(), number) {
+                    return Err(at(
+                        number,
+                        format!("cluster {} is already on line {first}", cluster.name),
+                    ));
+                }
+                clusters.push(cluster);
+            }
+            Line::Association(line) => {
+                let a = line.parse(identity).map_err(problem)?;
+                check_association(&a, number, &mut seen)?;
+                associations.push(a);
+            }
+            Line::End(end) => {
+                if (end.clusters, end.associations)
+                    != (clusters.len() as u64, associations.len() as u64)
+                {
+                    return Err(at(
+                        number,
+                        format!(
+                            "the end line counts {} clusters and {} associations, but the file \
+                             has {} and {}; it is damaged, export again",
+                            end.clusters,
+                            end.associations,
+                            clusters.len(),
+                            associations.len()
+                        ),
+                    ));
+                }
+                ended = true;
+            }
+        }
+        progress(bytes_read);
+    }
+    let Some(header) = header else {
+        return Err(FileError::Empty);
+    };
+    if !ended {
+        return Err(FileError::Truncated { lines: number });
+    }
+    Ok(ExportFile {
+        header,
+        clusters,
+        associations,
+    })
+}
+
+/// An association may come only after its cluster, once per ID, and once
+/// per (cluster, namespace, service account): what the store's keys and
+/// index require.
+fn check_association(a: &Association, number: u64, seen: &mut Seen) -> Result<(), FileError> {
+    if !seen.clusters.contains_key(&a.cluster) {
+        return Err(at(
+            number,
+            format!(
+                "association {} is in cluster {}, which no earlier line declares (a cluster's \
+                 line comes before its associations)",
+                a.id, a.cluster
+            ),
+        ));
+    }
+    if let Some(first) = seen.ids.insert((a.cluster.clone(), a.id.clone()), number) {
+        return Err(at(
+            number,
+            format!(
+                "association {} of cluster {} is already on line {first}",
+                a.id, a.cluster
+            ),
+        ));
+    }
+    let slot = (
+        a.cluster.clone(),
+        a.namespace.clone(),
+        a.service_account.clone(),
+    );
+    if let Some((other, first)) = seen.service_accounts.insert(slot, (a.id.clone(), number)) {
+        return Err(at(
+            number,
+            format!(
+                "cluster {} already has association {other} (line {first}) for namespace {} and \
+                 service account {}; there can be only one",
+                a.cluster, a.namespace, a.service_account
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> AwsIdentity {
+        AwsIdentity::new("us-east-1", "123456789012")
+    }
+
+    fn role(name: &str) -> RoleArn {
+        RoleArn::parse_in_account(
+            "roleArn",
+            &format!("arn:aws:iam::123456789012:role/{name}"),
+            &identity(),
+        )
+        .unwrap()
+    }
+
+    fn cluster(name: &str) -> Cluster {
+        Cluster {
+            name: ClusterName::parse("name", name).unwrap(),
+            role_arn: role("eks"),
+            version: "1.33".into(),
+            tags: Tags::parse("tags", [("team".into(), "a".into())].into()).unwrap(),
+            created_at: Timestamp::from_millis(1_700_000_000_123),
+            status: ClusterStatus::Creating,
+            activate_at: Some(Timestamp::from_millis(1_700_000_005_000)),
+        }
+    }
+
+    fn association(cluster: &str, id: &str, sa: &str) -> Association {
+        Association {
+            cluster: ClusterName::parse("name", cluster).unwrap(),
+            id: AssociationId::parse(id).unwrap(),
+            namespace: Namespace::parse("default").unwrap(),
+            service_account: ServiceAccountName::parse(sa).unwrap(),
+            role_arn: role("app"),
+            tags: Tags::parse("tags", [("k".into(), "v \"quoted\"".into())].into()).unwrap(),
+            created_at: Timestamp::from_millis(1_700_000_000_001),
+            modified_at: Timestamp::from_millis(1_700_000_000_002),
+            disable_session_tags: true,
+            target_role_arn: Some(role("target")),
+            external_id: Some("0b7d2a3e-0000-4000-8000-000000000000".into()),
+            policy: Some(SessionPolicy::parse(r#"{"Version":"2012-10-17"}"#).unwrap()),
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            taken_at: Timestamp::from_millis(1_800_000_000_000),
+            clusters: vec![cluster("c1"), cluster("c2")],
+            associations: vec![
+                association("c1", "a-aaaaaaaaaaaaaaaaa", "app"),
+                association("c2", "a-bbbbbbbbbbbbbbbbb", "app"),
+            ],
+        }
+    }
+
+    fn export_text(snapshot: Snapshot) -> String {
+        let bytes: Vec<u8> = ExportLines::new(snapshot, &identity()).flatten().collect();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn read_text(text: &str) -> Result<ExportFile, FileError> {
+        read(text.as_bytes(), &identity(), |_| {})
+    }
+
+    fn line_error(text: &str) -> (u64, String) {
+        match read_text(text) {
+            Err(FileError::Line { line, message }) => (line, message),
+            other => panic!("expected a line error, got {other:?}"),
+        }
+    }
+
+    /// The export with line `number` (1-based) replaced by `replacement`.
+    fn with_line(number: usize, replacement: &str) -> String {
+        let text = export_text(snapshot());
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[number - 1] = replacement;
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn an_export_reads_back_as_the_same_clusters_and_associations() {
+        let snapshot = snapshot();
+        let file = read_text(&export_text(snapshot.clone())).unwrap();
+        assert_eq!(file.clusters, snapshot.clusters);
+        assert_eq!(file.associations, snapshot.associations);
+        assert_eq!(file.header.version, VERSION);
+        assert_eq!(file.header.exported_at, 1_800_000_000_000);
+    }
+
+    #[test]
+    fn the_header_comes_first_and_the_end_line_last_with_the_counts() {
+        let text = export_text(snapshot());
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(lines[0]["format"], FORMAT);
+        assert_eq!(lines[0]["schema"], migrate::LATEST);
+        assert_eq!(lines[1]["type"], "cluster");
+        assert_eq!(lines[1]["createdAt"], 1_700_000_000_123_i64);
+        assert_eq!(lines[3]["type"], "association");
+        assert_eq!(lines[3]["tags"]["k"], "v \"quoted\"");
+        assert_eq!(
+            lines[5],
+            serde_json::json!({"type": "end", "clusters": 2, "associations": 2})
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_is_refused_naming_its_number() {
+        let (line, message) = line_error(&with_line(3, "{\"type\":\"cluster\""));
+        assert_eq!(line, 3);
+        assert!(message.contains("not valid JSON"), "{message}");
+        let (line, message) = line_error(&with_line(2, r#"{"type":"bucket"}"#));
+        assert_eq!(line, 2);
+        assert!(message.contains("unknown variant"), "{message}");
+    }
+
+    #[test]
+    fn a_member_that_breaks_an_api_rule_is_refused_with_the_rule() {
+        let text = export_text(snapshot())
+            .replace("\"namespace\":\"default\"", "\"namespace\":\"Default\"");
+        let (line, message) = line_error(&text);
+        assert_eq!(line, 4);
+        assert!(
+            message.contains("not a valid Kubernetes namespace"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_member_is_refused() {
+        let text = export_text(snapshot()).replacen(
+            "\"name\":\"c1\"",
+            "\"name\":\"c1\",\"colour\":\"red\"",
+            1,
+        );
+        let (line, message) = line_error(&text);
+        assert_eq!(line, 2);
+        assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn a_file_without_its_end_line_is_refused_as_cut_short() {
+        let text = export_text(snapshot());
+        let cut: Vec<&str> = text.lines().take(4).collect();
+        assert!(matches!(
+            read_text(&(cut.join("\n") + "\n")),
+            Err(FileError::Truncated { lines: 4 })
+        ));
+        assert!(matches!(read_text(""), Err(FileError::Empty)));
+    }
+
+    #[test]
+    fn an_end_line_with_other_counts_or_a_line_after_it_is_refused() {
+        let (line, _) = line_error(&with_line(
+            6,
+            r#"{"type":"end","clusters":2,"associations":3}"#,
+        ));
+        assert_eq!(line, 6);
+        let second_line = export_text(snapshot()).lines().nth(1).unwrap().to_owned();
+        let text = export_text(snapshot()) + second_line.as_str();
+        let (line, message) = line_error(&text);
+        assert_eq!(line, 7);
+        assert!(message.contains("after the end line"), "{message}");
+    }
+
+    #[test]
+    fn an_association_needs_its_cluster_on_an_earlier_line_and_its_own_service_account() {
+        let mut s = snapshot();
+        s.associations[1] = association("c9", "a-bbbbbbbbbbbbbbbbb", "app");
+        let (line, message) = line_error(&export_text(s));
+        assert_eq!(line, 5);
+        assert!(message.contains("c9"), "{message}");
+
+        let mut s = snapshot();
+        s.associations[1] = association("c1", "a-bbbbbbbbbbbbbbbbb", "app");
+        let (line, message) = line_error(&export_text(s));
+        assert_eq!(line, 5);
+        assert!(message.contains("line 4"), "{message}");
+
+        let mut s = snapshot();
+        s.associations[1] = association("c1", "a-aaaaaaaaaaaaaaaaa", "other");
+        let (line, message) = line_error(&export_text(s));
+        assert_eq!(line, 5);
+        assert!(message.contains("already on line 4"), "{message}");
+    }
+
+    #[test]
+    fn a_newer_format_or_another_identity_is_refused_on_line_1() {
+        let (line, message) = line_error(&with_line(
+            1,
+            r#"{"format":"pod-identity-store-export","version":2,"whatever":true}"#,
+        ));
+        assert_eq!(line, 1);
+        assert!(message.contains("newer pod-identity-store"), "{message}");
+        let text = export_text(snapshot()).replacen("123456789012\"}", "111122223333\"}", 1);
+        let (line, message) = line_error(&text);
+        assert_eq!(line, 1);
+        assert!(message.contains("account 111122223333"), "{message}");
+        let (line, _) = line_error(&with_line(1, r#"{"type":"cluster"}"#));
+        assert_eq!(line, 1);
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused_without_reading_it_whole() {
+        let text = format!(
+            "{}{}\n",
+            export_text(snapshot()).lines().next().unwrap().to_owned() + "\n",
+            "x".repeat(MAX_LINE_BYTES + 10)
+        );
+        let (line, message) = line_error(&text);
+        assert_eq!(line, 2);
+        assert!(message.contains("longer than"), "{message}");
+    }
+}

@@ -1,0 +1,83 @@
+//! `pod-identity-store import --data-dir DIR FILE`: loads an export into an
+//! empty store.
+//!
+//! In this order, so that every refusal writes nothing:
+//! 1. the store must be empty (looked at without creating or migrating it);
+//! 2. every line of the file is read and checked (`format::read`);
+//! 3. only then is the store opened (created, or migrated when older) and
+//!    everything written in one transaction, with the index entries and each
+//!    cluster's association count rebuilt;
+//! 4. the store is closed: a flush and an fsync of its data file.
+//!
+//! # Limits
+//! The whole file is held in memory (as clusters and associations) between
+//! steps 2 and 3, and written in one transaction: an import is all or
+//! nothing, and a store of a few hundred thousand associations needs a few
+//! hundred megabytes to import.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use super::format::{self, FileError};
+use super::progress::Progress;
+use crate::store::{self, Imported, Store, StoreError, StoreSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("nothing was imported from {}: {source}", path.display())]
+    File { path: PathBuf, source: FileError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Imports `file` into the store in `dir`, which must be empty or absent.
+pub fn import(
+    file: &Path,
+    dir: &Path,
+    settings: StoreSettings,
+    progress: &mut Progress,
+) -> Result<Imported, ImportError> {
+    if let Some(contents) = store::contents(dir)? {
+        if !contents.is_empty() {
+            return Err(StoreError::NotEmpty {
+                dir: dir.to_owned(),
+                clusters: contents.clusters,
+                associations: contents.associations,
+            }
+            .into());
+        }
+    }
+    let opened = File::open(file).map_err(|source| ImportError::Open {
+        path: file.to_owned(),
+        source,
+    })?;
+    // Only for the progress bar: a size that cannot be read shows as 0.
+    let total = opened.metadata().map(|m| m.len()).unwrap_or(0);
+    let export = format::read(BufReader::new(opened), &settings.identity, |done| {
+        progress.bytes(done, total)
+    })
+    .map_err(|source| ImportError::File {
+        path: file.to_owned(),
+        source,
+    })?;
+    progress.say(&format!(
+        "writing {} clusters and {} associations",
+        export.clusters.len(),
+        export.associations.len()
+    ));
+    let store = Store::open(dir, settings)?;
+    let imported = store.import(&export.clusters, &export.associations);
+    // Closed in every case: a failed import wrote nothing, but the store
+    // was opened (perhaps created) and is left clean.
+    let closed = store.close();
+    progress.finish();
+    let imported = imported?;
+    closed?;
+    Ok(imported)
+}

@@ -1,0 +1,234 @@
+//! The store's side of export and import: a consistent snapshot of a
+//! running store, and loading clusters and associations into an empty one.
+//! The file format is `crate::backup`'s business; this module only sees
+//! domain values.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::PoisonError;
+
+use super::keys;
+use super::records::{decode, encode, AssociationRecord, ClusterRecord, IndexRecord};
+use super::{open_db, Inner, Store, StoreError, Trees};
+use crate::domain::{Association, Cluster, ClusterName, Timestamp};
+
+/// The clusters and associations of a store at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When the copy was taken (the server's clock).
+    pub taken_at: Timestamp,
+    /// In name order.
+    pub clusters: Vec<Cluster>,
+    /// In key order: by cluster, then by ID.
+    pub associations: Vec<Association>,
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    pub clusters: usize,
+    pub associations: usize,
+    pub index_entries: usize,
+}
+
+/// How much a store holds, read without changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreContents {
+    pub clusters: usize,
+    pub associations: usize,
+}
+
+impl StoreContents {
+    pub fn is_empty(&self) -> bool {
+        self.clusters == 0 && self.associations == 0
+    }
+}
+
+impl Store {
+    /// A consistent copy of every cluster and association, taken while no
+    /// write transaction runs.
+    ///
+    /// # Guarantee
+    /// The snapshot is the store as it was between two write transactions:
+    /// every write is in it entirely or not at all, and the index agrees
+    /// with it. Writers wait while the trees are copied (a walk over the
+    /// two trees in memory; decoding happens after they resume), then carry
+    /// on. The snapshot is returned only once a flush that started after the
+    /// copy has finished, so everything in it is durable: an export never
+    /// holds a write that a crash could still take back.
+    ///
+    /// Clusters being deleted (the first step of DeleteCluster done, or a
+    /// restart still to finish it) are left out with their associations: they
+    /// are as good as gone.
+    ///
+    /// # Limits
+    /// The whole snapshot is held in memory (it is the caller that streams it).
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let snapshot = self.read(|inner| inner.snapshot()).await?;
+        self.inner.commit.covering_flush().await?;
+        Ok(snapshot)
+    }
+
+    /// Loads clusters and associations into this store, which must be empty,
+    /// rebuilding the index entries and each cluster's association count, in
+    /// one transaction: all of it is written, or nothing.
+    ///
+    /// It is durable once [`Store::close`] returned (the caller closes the
+    /// store when done). Clusters are stored with their status and times as
+    /// given; associations without a create token (tokens are not imported).
+    pub fn import(
+        &self,
+        clusters: &[Cluster],
+        associations: &[Association],
+    ) -> Result<Imported, StoreError> {
+        self.inner.import(clusters, associations)
+    }
+}
+
+impl Inner {
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let (taken_at, cluster_values, association_values) = {
+            let _writers_wait = self.writers.write().unwrap_or_else(PoisonError::into_inner);
+            let cluster_values = self
+                .trees
+                .clusters
+                .iter()
+                .values()
+                .collect::<Result<Vec<_>, _>>()?;
+            let association_values = self
+                .trees
+                .associations
+                .iter()
+                .values()
+                .collect::<Result<Vec<_>, _>>()?;
+            (Timestamp::now(), cluster_values, association_values)
+        };
+        let mut deleting = HashSet::new();
+        let mut clusters = Vec::with_capacity(cluster_values.len());
+        for bytes in &cluster_values {
+            let record: ClusterRecord = decode(bytes)?;
+            if record.deleting {
+                deleting.insert(record.name);
+            } else {
+                clusters.push(record.to_cluster());
+            }
+        }
+        let mut associations = Vec::with_capacity(association_values.len());
+        for bytes in &association_values {
+            let record: AssociationRecord = decode(bytes)?;
+            if !deleting.contains(&record.cluster) {
+                associations.push(Association::from(record));
+            }
+        }
+        Ok(Snapshot {
+            taken_at,
+            clusters,
+            associations,
+        })
+    }
+
+    fn import(
+        &self,
+        clusters: &[Cluster],
+        associations: &[Association],
+    ) -> Result<Imported, StoreError> {
+        // The caller holds sled's lock on the directory, so nothing else can
+        // write between this look and the transaction.
+        let contents = contents_of(&self.trees);
+        if !contents.is_empty() || !self.trees.index.is_empty() {
+            return Err(StoreError::NotEmpty {
+                dir: self.dir.clone(),
+                clusters: contents.clusters,
+                associations: contents.associations,
+            });
+        }
+        let refuse = |message: String| Err(StoreError::ImportRefused(message));
+        let mut counts: HashMap<&ClusterName, u64> = HashMap::new();
+        for cluster in clusters {
+            if counts.insert(&cluster.name, 0).is_some() {
+                return refuse(format!("cluster {} is given twice", cluster.name));
+            }
+        }
+        let mut index_keys = HashSet::new();
+        let mut association_keys = HashSet::new();
+        for a in associations {
+            let Some(count) = counts.get_mut(&a.cluster) else {
+                return refuse(format!(
+                    "association {} is in cluster {}, which is not imported",
+                    a.id, a.cluster
+                ));
+            };
+            *count += 1;
+            if !association_keys.insert(keys::association(&a.cluster, &a.id)) {
+                return refuse(format!(
+                    "association {} of cluster {} is given twice",
+                    a.id, a.cluster
+                ));
+            }
+            if !index_keys.insert(keys::association_index(
+                &a.cluster,
+                &a.namespace,
+                &a.service_account,
+            )) {
+                return refuse(format!(
+                    "cluster {} has two associations for namespace {} and service account {}",
+                    a.cluster, a.namespace, a.service_account
+                ));
+            }
+        }
+        self.transact(|tx| {
+            for cluster in clusters {
+                let mut record = ClusterRecord::new(cluster.clone());
+                record.association_count = counts[&cluster.name];
+                tx.clusters
+                    .insert(keys::cluster(&record.name), encode(&record))?;
+            }
+            for a in associations {
+                tx.associations.insert(
+                    keys::association(&a.cluster, &a.id),
+                    encode(&AssociationRecord::new(a, None)),
+                )?;
+                tx.index.insert(
+                    keys::association_index(&a.cluster, &a.namespace, &a.service_account),
+                    encode(&IndexRecord { id: a.id.clone() }),
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(Imported {
+            clusters: clusters.len(),
+            associations: associations.len(),
+            index_entries: associations.len(),
+        })
+    }
+}
+
+fn contents_of(trees: &Trees) -> StoreContents {
+    StoreContents {
+        clusters: trees.clusters.len(),
+        associations: trees.associations.len(),
+    }
+}
+
+/// How much the store in `dir` holds, without creating, migrating or
+/// otherwise changing it; `None` when there is no store there. Refuses a
+/// store in use (sled's lock).
+pub fn contents(dir: &Path) -> Result<Option<StoreContents>, StoreError> {
+    if !dir.join("db").exists() {
+        return Ok(None);
+    }
+    let db = open_db(dir)?;
+    let names = db.tree_names();
+    // Opening a missing tree would create it; a missing tree holds nothing.
+    let count = |name: &str| -> Result<usize, StoreError> {
+        if names.iter().any(|t| t == name.as_bytes()) {
+            Ok(db.open_tree(name)?.len())
+        } else {
+            Ok(0)
+        }
+    };
+    Ok(Some(StoreContents {
+        clusters: count(keys::TREE_CLUSTERS)?,
+        associations: count(keys::TREE_ASSOCIATIONS)?,
+    }))
+}

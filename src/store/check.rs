@@ -1,0 +1,294 @@
+//! `pod-identity-store check`: verifies a stopped store without changing it.
+//!
+//! It opens sled directly (taking sled's lock, so a store in use is refused),
+//! runs no migration and writes no key. A store at an older schema is
+//! refused with the remedy (`migrate`): its records are in formats that this
+//! build only reads inside a migration, so checking them would check little
+//! of what the server will see.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::keys;
+use super::migrate::{self, LATEST};
+use super::records::{decode, AssociationRecord, ClusterRecord, IndexRecord, TokenRecord};
+use super::{open_db, read_identity, StoreError, Trees};
+use crate::domain::{AssociationId, ClusterName};
+
+/// What `check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub schema: u32,
+    pub clusters: usize,
+    pub associations: usize,
+    pub index_entries: usize,
+    pub tokens: usize,
+    pub expiry_entries: usize,
+    /// Everything that is wrong, one line each.
+    pub problems: Vec<String>,
+    /// Things worth knowing that are not wrong.
+    pub notes: Vec<String>,
+}
+
+/// An association as the checks need it.
+struct Seen {
+    id: AssociationId,
+    /// The index key the association should have.
+    index_key: Vec<u8>,
+    label: String,
+}
+
+/// Checks the store in `dir`. `Err` means it could not be checked (no
+/// store, in use, newer or older schema, unreadable); problems found in a
+/// store that could be read are in the report.
+pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
+    if !dir.join("db").exists() {
+        return Err(StoreError::NoStore {
+            dir: dir.to_owned(),
+        });
+    }
+    let db = open_db(dir)?;
+    let names = db.tree_names();
+    for tree in [
+        keys::TREE_META,
+        keys::TREE_CLUSTERS,
+        keys::TREE_ASSOCIATIONS,
+        keys::TREE_ASSOCIATION_INDEX,
+        keys::TREE_TOKENS,
+        keys::TREE_TOKEN_EXPIRY,
+    ] {
+        // Opening a missing tree would create it, so look first.
+        if !names.iter().any(|name| name == tree.as_bytes()) {
+            return Err(StoreError::Damaged {
+                dir: dir.to_owned(),
+                detail: format!(
+                    "it has no '{tree}' tree (was it written by pod-identity-store, and has the \
+                     server ever started on it?)"
+                ),
+            });
+        }
+    }
+    let trees = Trees::open(&db)?;
+    read_identity(&trees.meta, dir)?;
+    let schema = migrate::read_version(&trees, dir)?;
+    if schema < LATEST {
+        return Err(StoreError::OlderSchema {
+            dir: dir.to_owned(),
+            found: schema,
+            latest: LATEST,
+        });
+    }
+    let mut report = CheckReport {
+        schema,
+        ..CheckReport::default()
+    };
+    check_meta(&trees, &mut report)?;
+    let clusters = check_clusters(&trees, &mut report)?;
+    let associations = check_associations(&trees, &clusters, &mut report)?;
+    check_index(&trees, &associations, &mut report)?;
+    check_tokens(&trees, &mut report)?;
+    Ok(report)
+}
+
+fn check_meta(trees: &Trees, report: &mut CheckReport) -> Result<(), StoreError> {
+    if let Some(secret) = trees.meta.get(keys::META_PAGE_TOKEN_SECRET)? {
+        if secret.len() != 16 {
+            report.problems.push(format!(
+                "the page token secret is {} bytes long instead of 16",
+                secret.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each cluster's key, with its record when it decodes.
+type Clusters = BTreeMap<Vec<u8>, Option<ClusterRecord>>;
+
+fn check_clusters(trees: &Trees, report: &mut CheckReport) -> Result<Clusters, StoreError> {
+    let mut clusters = BTreeMap::new();
+    for entry in trees.clusters.iter() {
+        let (key, bytes) = entry?;
+        report.clusters += 1;
+        let shown = keys::shown(&key);
+        let record = match decode::<ClusterRecord>(&bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                report.problems.push(format!("cluster {shown}: {e}"));
+                // Still a cluster: its associations are not orphans.
+                clusters.insert(key.to_vec(), None);
+                continue;
+            }
+        };
+        if keys::cluster(&record.name) != *key {
+            report.problems.push(format!(
+                "the cluster record under key {shown} is for cluster {}",
+                record.name
+            ));
+        }
+        if record.deleting {
+            report.notes.push(format!(
+                "cluster {} is being deleted; the server finishes the deletion at its next start",
+                record.name
+            ));
+        }
+        clusters.insert(key.to_vec(), Some(record));
+    }
+    Ok(clusters)
+}
+
+/// Every association that decodes, by its key in the associations tree
+/// (ordered, so that two runs print the same report).
+type Associations = BTreeMap<Vec<u8>, Seen>;
+
+fn check_associations(
+    trees: &Trees,
+    clusters: &Clusters,
+    report: &mut CheckReport,
+) -> Result<Associations, StoreError> {
+    let mut associations = BTreeMap::new();
+    let mut counted: HashMap<Vec<u8>, u64> = HashMap::new();
+    for entry in trees.associations.iter() {
+        let (key, bytes) = entry?;
+        report.associations += 1;
+        let record = match decode::<AssociationRecord>(&bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("association {}: {e}", keys::shown(&key)));
+                continue;
+            }
+        };
+        let label = format!(
+            "association {}/{} (namespace {}, service account {})",
+            record.cluster, record.id, record.namespace, record.service_account
+        );
+        if keys::association(&record.cluster, &record.id) != *key {
+            report.problems.push(format!(
+                "{label} is stored under the key of another: {}",
+                keys::shown(&key)
+            ));
+        }
+        let cluster_key = keys::cluster(&record.cluster);
+        if clusters.contains_key(&cluster_key) {
+            *counted.entry(cluster_key).or_default() += 1;
+        } else {
+            report.problems.push(format!(
+                "{label} belongs to cluster {}, which does not exist",
+                record.cluster
+            ));
+        }
+        let index_key =
+            keys::association_index(&record.cluster, &record.namespace, &record.service_account);
+        associations.insert(
+            key.to_vec(),
+            Seen {
+                id: record.id,
+                index_key,
+                label,
+            },
+        );
+    }
+    for (key, record) in clusters {
+        let Some(record) = record else { continue };
+        let actual = counted.get(key).copied().unwrap_or(0);
+        if record.association_count != actual {
+            report.problems.push(format!(
+                "cluster {} counts {} associations but has {actual}",
+                record.name, record.association_count
+            ));
+        }
+    }
+    Ok(associations)
+}
+
+/// The index and the associations must agree both ways: every association
+/// has its entry pointing back at it, and every entry points at an
+/// association of that cluster, namespace and service account.
+fn check_index(
+    trees: &Trees,
+    associations: &Associations,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let mut index: HashMap<Vec<u8>, AssociationId> = HashMap::new();
+    for entry in trees.index.iter() {
+        let (key, bytes) = entry?;
+        report.index_entries += 1;
+        let shown = keys::shown(&key);
+        let id = match decode::<IndexRecord>(&bytes) {
+            Ok(record) => record.id,
+            Err(e) => {
+                report.problems.push(format!("index entry {shown}: {e}"));
+                continue;
+            }
+        };
+        let cluster = keys::split_association_index(&key)
+            .and_then(|(cluster, _, _)| std::str::from_utf8(cluster).ok())
+            .and_then(|cluster| ClusterName::parse("cluster", cluster).ok());
+        let Some(cluster) = cluster else {
+            report.problems.push(format!(
+                "index entry {shown} is not a cluster/namespace/service account key"
+            ));
+            continue;
+        };
+        match associations.get(&keys::association(&cluster, &id)) {
+            None => report.problems.push(format!(
+                "index entry {shown} points at association {cluster}/{id}, which does not exist"
+            )),
+            Some(seen) if seen.index_key != *key => report.problems.push(format!(
+                "index entry {shown} points at {}, which is for another namespace or service account",
+                seen.label
+            )),
+            Some(_) => {}
+        }
+        index.insert(key.to_vec(), id);
+    }
+    for association in associations.values() {
+        match index.get(&association.index_key) {
+            None => report
+                .problems
+                .push(format!("{} has no index entry", association.label)),
+            Some(id) if *id != association.id => report.problems.push(format!(
+                "{}: its index entry points at association {id} instead",
+                association.label
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Every token decodes and has the expiry entry that lets the sweep find it.
+fn check_tokens(trees: &Trees, report: &mut CheckReport) -> Result<(), StoreError> {
+    for entry in trees.tokens.iter() {
+        let (key, bytes) = entry?;
+        report.tokens += 1;
+        let shown = keys::shown(&key);
+        match decode::<TokenRecord>(&bytes) {
+            Ok(token) => {
+                if !trees
+                    .expiry
+                    .contains_key(keys::token_expiry(token.expires_at, &key))?
+                {
+                    report.problems.push(format!(
+                        "token {shown} has no expiry entry, so it would never be swept"
+                    ));
+                }
+            }
+            Err(e) => report.problems.push(format!("token {shown}: {e}")),
+        }
+    }
+    // An expiry entry whose token is gone is normal: the sweep skips it.
+    for key in trees.expiry.iter().keys() {
+        let key = key?;
+        report.expiry_entries += 1;
+        if keys::split_token_expiry(&key).is_none() {
+            report.problems.push(format!(
+                "token expiry entry {} is too short to hold its time",
+                keys::shown(&key)
+            ));
+        }
+    }
+    Ok(())
+}
