@@ -66,12 +66,15 @@ pub fn import(
         path: file.to_owned(),
         source,
     })?;
+    // Opening may log (a new store is migrated to the latest schema): the
+    // bar makes way for those lines first.
+    progress.finish();
+    let store = Store::open(dir, settings)?;
     progress.say(&format!(
-        "writing {} clusters and {} associations",
+        "writing clusters: {}, associations: {}",
         export.clusters.len(),
         export.associations.len()
     ));
-    let store = Store::open(dir, settings)?;
     let imported = store.import(&export.clusters, &export.associations);
     // Closed in every case: a failed import wrote nothing, but the store
     // was opened (perhaps created) and is left clean.
