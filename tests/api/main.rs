@@ -12,6 +12,7 @@ mod config;
 mod durability;
 mod errors;
 mod idempotency;
+mod sdk;
 mod startup;
 mod update;
 mod upgrade;
