@@ -29,7 +29,7 @@ use sled::Transactional;
 
 pub use commit::CommitStats;
 pub use error::StoreError;
-pub use ops::{AssociationFilter, ListPage};
+pub use ops::{AssociationFilter, ListPage, StoreStats};
 
 use crate::domain::{AwsIdentity, ClusterStatus};
 use commit::GroupCommit;

@@ -14,6 +14,7 @@ mod durability;
 mod errors;
 mod idempotency;
 mod list;
+mod observability;
 mod quota;
 mod refusals;
 mod service;
