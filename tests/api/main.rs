@@ -9,6 +9,7 @@ mod cluster_state;
 mod clusters;
 mod concurrency;
 mod config;
+mod crash;
 mod delete;
 mod durability;
 mod errors;
