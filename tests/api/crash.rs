@@ -170,10 +170,8 @@ fn verify(client: &Client, name: &str, account: &Account) -> Known {
         }
         // In flight when killed: either it happened entirely or not at all.
         None => {
-            let before = match &account.known {
-                // `known` is still the state before the request in flight.
-                k => k.clone(),
-            };
+            // `known` is still the state before the request in flight.
+            let before = account.known.clone();
             let happened = match (last.method, &now) {
                 ("DELETE", Known::Absent) => true,
                 (_, Known::Present(a)) => last
