@@ -9,3 +9,4 @@ pub mod config;
 pub mod domain;
 pub mod startup;
 pub mod store;
+pub mod systemd;

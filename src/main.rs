@@ -60,11 +60,11 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,sled=warn"))
         .init();
+    pod_identity_store::startup::install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error!("{message}");
             eprintln!("pod-identity-store: {message}");
             ExitCode::FAILURE
         }

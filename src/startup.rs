@@ -34,6 +34,8 @@ pub struct Application {
     addr: SocketAddr,
     store: Store,
     sweeper: Sweeper,
+    shutdown_timeout: Duration,
+    signals: Signals,
 }
 
 pub fn store_settings(config: &Config) -> StoreSettings {
@@ -51,7 +53,7 @@ impl Application {
     pub async fn build(config: &Config) -> Result<Application, StartupError> {
         let settings = store_settings(config);
         let identity = settings.identity.clone();
-        let store = Store::open(&config.store.data_dir, settings)?;
+        let store = open_store(&config.store.data_dir, settings)?;
         log::info!("store open at {}", config.store.data_dir.display());
         create_presets(config, &store, &identity).await?;
 
@@ -66,6 +68,10 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new().configure(api::configure(state.clone(), max_body_bytes))
         })
+        // Signals are ours (`run_until_stopped`): SIGINT must stop as
+        // gracefully as SIGTERM, and a second signal at once.
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_timeout_seconds)
         .listen(listener)
         .map_err(StartupError::Server)?
         .run();
@@ -73,11 +79,16 @@ impl Application {
             store.clone(),
             Duration::from_secs(config.idempotency.sweep_interval_seconds),
         );
+        // Listening for signals before anyone can see the port open, so that
+        // an early SIGINT or SIGTERM stops gracefully too.
+        let signals = Signals::new().map_err(StartupError::Server)?;
         Ok(Application {
             server,
             addr,
             store,
             sweeper,
+            shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_seconds),
+            signals,
         })
     }
 
@@ -86,15 +97,110 @@ impl Application {
         self.addr
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM), then makes the
-    /// store durable and closes it.
+    /// Serves until SIGTERM or SIGINT, then stops: no new connections, the
+    /// requests in flight finish (for at most `server.shutdown_timeout_seconds`),
+    /// the store is flushed and closed. A second signal exits at once, which
+    /// loses nothing acknowledged: every acknowledged write is already durable.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        crate::systemd::notify("READY=1");
+        let healthy = self.store.clone();
+        crate::systemd::start_watchdog(move || healthy.is_writable());
+        let handle = self.server.handle();
+        let timeout = self.shutdown_timeout;
+        let mut signals = self.signals;
+        actix_web::rt::spawn(async move {
+            let first = signals.next().await;
+            log::info!(
+                "{first} received: stopping (no new connections; requests in flight get {timeout:?}); \
+                 send it again to stop at once"
+            );
+            crate::systemd::notify("STOPPING=1");
+            tokio::select! {
+                () = handle.stop(true) => {}
+                second = signals.next() => {
+                    log::warn!("{second} received again: stopping at once");
+                    std::process::exit(1);
+                }
+            }
+        });
         let served = self.server.await.map_err(StartupError::Server);
         self.sweeper.stop();
         self.store.close()?;
         log::info!("store closed");
         served
     }
+}
+
+/// SIGTERM and SIGINT, as one stream.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Opens the store. sled 0.34 can panic on a damaged data file instead of
+/// returning an error; such a panic becomes a `Damaged` error, so the user
+/// gets one clear line, not a backtrace.
+fn open_store(dir: &std::path::Path, settings: StoreSettings) -> Result<Store, StoreError> {
+    let opened = QUIET_PANICS.with(|quiet| {
+        quiet.set(true);
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Store::open(dir, settings)));
+        quiet.set(false);
+        opened
+    });
+    opened.unwrap_or_else(|panic| {
+        let detail = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the storage engine stopped while reading it");
+        Err(StoreError::Damaged {
+            dir: dir.to_owned(),
+            detail: detail.to_owned(),
+        })
+    })
+}
+
+thread_local! {
+    /// Set while a panic is caught and reported as an error.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Logs a panic as one line (no backtrace), unless it is caught on purpose.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if QUIET_PANICS.with(|quiet| quiet.get()) {
+            return;
+        }
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        log::error!("internal error (panic){location}: {message}");
+    }));
 }
 
 async fn create_presets(

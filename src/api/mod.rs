@@ -10,6 +10,7 @@ mod associations;
 mod clusters;
 pub mod error;
 mod input;
+mod metrics;
 mod pagination;
 mod router;
 mod tags;
@@ -18,6 +19,7 @@ mod wire;
 use std::time::Instant;
 
 use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
@@ -25,6 +27,7 @@ use crate::domain::AwsIdentity;
 use crate::store::Store;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
+use metrics::Metrics;
 use pagination::PageTokens;
 pub use router::Endpoint;
 
@@ -33,6 +36,7 @@ pub struct AppState {
     pub store: Store,
     pub identity: AwsIdentity,
     pub page_tokens: PageTokens,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -42,6 +46,7 @@ impl AppState {
             store,
             identity,
             page_tokens,
+            metrics: Metrics::default(),
         }
     }
 }
@@ -56,6 +61,12 @@ pub fn configure(
             .app_data(web::PayloadConfig::new(max_body_bytes))
             .default_service(web::to(dispatch));
     }
+}
+
+fn text(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
 }
 
 pub(crate) fn ok_json<T: Serialize>(value: &T) -> HttpResponse {
@@ -77,7 +88,11 @@ async fn dispatch(
         Ok(endpoint) => handle(&req, endpoint, body, &state).await,
         Err(e) => Err(e),
     };
-    let mut response = result.unwrap_or_else(|e| e.to_response());
+    // The Tag APIs have only BadRequest and NotFound for client errors, also
+    // for input refused before their handlers (path, query, body).
+    let is_tag_api = req.uri().path().starts_with("/tags/");
+    let mut response =
+        result.unwrap_or_else(|e| if is_tag_api { e.for_tag_api() } else { e }.to_response());
     let request_id = uuid::Uuid::new_v4().to_string();
     if let Ok(value) = request_id.parse() {
         response.headers_mut().insert(
@@ -86,6 +101,9 @@ async fn dispatch(
         );
     }
     let status = response.status();
+    state
+        .metrics
+        .record(operation, status.as_u16(), started.elapsed());
     let line = format_args!(
         "{operation} {} {} -> {} in {:.1} ms request_id={request_id}",
         req.method(),
@@ -143,6 +161,16 @@ async fn handle(
         }
         Endpoint::DeletePodIdentityAssociation { cluster, id } => {
             associations::delete(state, &cluster, &id).await
+        }
+        Endpoint::Health => Ok(text(StatusCode::OK, "ok\n".into())),
+        Endpoint::Ready if state.store.is_writable() => Ok(text(StatusCode::OK, "ready\n".into())),
+        Endpoint::Ready => Ok(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store can no longer make writes durable; restart the server\n".into(),
+        )),
+        Endpoint::Metrics => {
+            let stats = state.store.stats().await?;
+            Ok(text(StatusCode::OK, state.metrics.render(&stats)))
         }
         Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,

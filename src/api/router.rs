@@ -50,7 +50,34 @@ pub enum Endpoint {
     SetClusterStatus {
         name: String,
     },
+    /// `GET /healthz`: the process answers.
+    Health,
+    /// `GET /readyz`: the store is open and takes writes.
+    Ready,
+    /// `GET /metrics`: Prometheus text format.
+    Metrics,
 }
+
+/// Every operation name, for the request metrics; `-` is an unknown route.
+pub const OPERATIONS: [&str; 17] = [
+    "CreateCluster",
+    "ListClusters",
+    "DescribeCluster",
+    "DeleteCluster",
+    "CreatePodIdentityAssociation",
+    "ListPodIdentityAssociations",
+    "DescribePodIdentityAssociation",
+    "UpdatePodIdentityAssociation",
+    "DeletePodIdentityAssociation",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "SetClusterStatus",
+    "Health",
+    "Ready",
+    "Metrics",
+    "-",
+];
 
 impl Endpoint {
     /// The operation's name, for logs.
@@ -69,6 +96,9 @@ impl Endpoint {
             Endpoint::UntagResource { .. } => "UntagResource",
             Endpoint::ListTagsForResource { .. } => "ListTagsForResource",
             Endpoint::SetClusterStatus { .. } => "SetClusterStatus",
+            Endpoint::Health => "Health",
+            Endpoint::Ready => "Ready",
+            Endpoint::Metrics => "Metrics",
         }
     }
 
@@ -125,6 +155,10 @@ impl Endpoint {
                     _ => not_allowed("GET, POST, DELETE"),
                 }
             }
+            ["healthz"] | ["readyz"] | ["metrics"] if m != "GET" => not_allowed("GET"),
+            ["healthz"] => Ok(Endpoint::Health),
+            ["readyz"] => Ok(Endpoint::Ready),
+            ["metrics"] => Ok(Endpoint::Metrics),
             ["admin", "v1", "clusters", name, "status"] => match m {
                 "PUT" => Ok(Endpoint::SetClusterStatus { name: name.to_owned() }),
                 _ => not_allowed("PUT"),
@@ -211,6 +245,19 @@ mod tests {
                 id: "a-1".into()
             }
         );
+    }
+
+    #[test]
+    fn every_endpoint_name_is_a_metrics_operation() {
+        let endpoints = [
+            parse(Method::POST, "/clusters"),
+            parse(Method::GET, "/clusters/c/pod-identity-associations/a"),
+            parse(Method::PUT, "/admin/v1/clusters/c/status"),
+            parse(Method::GET, "/metrics"),
+        ];
+        for endpoint in endpoints {
+            assert!(OPERATIONS.contains(&endpoint.unwrap().name()));
+        }
     }
 
     #[test]

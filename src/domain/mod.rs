@@ -32,3 +32,17 @@ pub fn shown(value: &str) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shown_values_are_quoted_and_long_ones_cut_with_their_length() {
+        assert_eq!(super::shown("prod"), "'prod'");
+        let long = "x".repeat(40_000);
+        let shown = super::shown(&long);
+        assert!(
+            shown.len() < 100 && shown.contains("40000 characters"),
+            "{shown}"
+        );
+    }
+}

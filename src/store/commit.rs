@@ -46,6 +46,12 @@ pub struct CommitStats {
     pub writes_flushed: AtomicU64,
 }
 
+/// The other half of the durability trace: a writer is about to be told
+/// that everything up to `target` is durable (tested against the fsync lines).
+fn log_acknowledgement(target: u64) {
+    log::trace!(target: "pod_identity_store::durability", "acknowledging writes up to {target}");
+}
+
 pub struct GroupCommit {
     written: AtomicU64,
     requests: Mutex<Requests>,
@@ -93,6 +99,7 @@ impl GroupCommit {
                 return Err(StoreError::Durability(failure.to_string()));
             }
             if now.upto >= target {
+                log_acknowledgement(target);
                 return Ok(());
             }
         }
@@ -111,8 +118,16 @@ impl GroupCommit {
             Some(failure) if state.upto < target => {
                 Err(StoreError::Durability(failure.to_string()))
             }
-            _ => Ok(()),
+            _ => {
+                log_acknowledgement(target);
+                Ok(())
+            }
         }
+    }
+
+    /// Whether writes can still be made durable (no flush or fsync failed).
+    pub fn is_healthy(&self) -> bool {
+        self.durable.borrow().failure.is_none()
     }
 
     /// Flushes what is pending and stops the flusher thread.
@@ -150,6 +165,10 @@ impl GroupCommit {
                     self.stats
                         .writes_flushed
                         .fetch_add(target - previous, Ordering::Relaxed);
+                    log::trace!(
+                        target: "pod_identity_store::durability",
+                        "fsynced the data file; durable up to write {target}"
+                    );
                     log::trace!(
                         "flushed {} writes in {:?}",
                         target - previous,

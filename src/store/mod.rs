@@ -29,7 +29,7 @@ use sled::Transactional;
 
 pub use commit::CommitStats;
 pub use error::StoreError;
-pub use ops::{AssociationFilter, ListPage};
+pub use ops::{AssociationFilter, ListPage, StoreStats};
 
 use crate::domain::{AwsIdentity, ClusterStatus};
 use commit::GroupCommit;
@@ -141,6 +141,61 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io("fsync the directory", dir, e))
 }
 
+/// The file beside sled's that names the store (`keys::META_STORE_ID` holds
+/// the same ID inside it).
+const STORE_ID_FILE: &str = "store-id";
+
+/// Refuses a data directory whose sled file lost what it held.
+///
+/// sled recovers from a torn log by dropping the damaged tail, so a data file
+/// that was truncated, zeroed or replaced opens as an *empty* store, and a
+/// server would quietly serve nothing. The store's ID lives both in sled and
+/// in a file beside it; when the file names a store that sled no longer
+/// holds, the data is gone and the server must not start.
+fn check_identity(db: &sled::Db, meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    let file = dir.join(STORE_ID_FILE);
+    let in_file = match std::fs::read_to_string(&file) {
+        Ok(text) => Some(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(StoreError::io("read the store ID", &file, e)),
+    };
+    let in_store = meta
+        .get(keys::META_STORE_ID)?
+        .map(|id| String::from_utf8_lossy(&id).into_owned());
+    let damaged = |detail: &str| {
+        StoreError::Damaged {
+        dir: dir.to_owned(),
+        detail: format!(
+            "{detail}; restore the data directory from a backup, or move it away to start with an empty store"
+        ),
+    }
+    };
+    let id =
+        match (in_file, in_store) {
+            (Some(file_id), Some(store_id)) if file_id == store_id => return Ok(()),
+            (Some(_), Some(_)) => {
+                return Err(damaged(
+                    "its data file belongs to another store (was it replaced?)",
+                ))
+            }
+            (Some(_), None) => return Err(damaged(
+                "its data file has lost what it held (was it truncated, overwritten or replaced?)",
+            )),
+            (None, Some(store_id)) => store_id,
+            (None, None) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                meta.insert(keys::META_STORE_ID, id.as_bytes())?;
+                sync_now(db, dir)?;
+                id
+            }
+        };
+    // sled holds the ID durably before the file names it.
+    std::fs::write(&file, format!("{id}\n"))
+        .and_then(|()| std::fs::File::open(&file)?.sync_all())
+        .map_err(|e| StoreError::io("write the store ID", &file, e))?;
+    sync_dir(dir)
+}
+
 fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
     if let Some(bytes) = meta.get(keys::META_PAGE_TOKEN_SECRET)? {
         return bytes.as_ref().try_into().map_err(|_| {
@@ -169,6 +224,7 @@ impl Store {
     pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
         let db = open_db(dir)?;
         let trees = Trees::open(&db)?;
+        check_identity(&db, &trees.meta, dir)?;
         migrate::run_pending(&db, &trees, dir)?;
         let page_token_secret = page_token_secret(&trees.meta)?;
         sync_now(&db, dir)?;
@@ -198,6 +254,11 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Whether the store accepts writes: false once a flush or fsync failed.
+    pub fn is_writable(&self) -> bool {
+        self.inner.commit.is_healthy()
     }
 
     pub fn commit_stats(&self) -> &CommitStats {

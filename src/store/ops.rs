@@ -20,6 +20,16 @@ pub struct ListPage<T> {
     pub more: bool,
 }
 
+/// What the store holds, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub clusters: u64,
+    pub associations: u64,
+    pub tokens: u64,
+    pub flushes: u64,
+    pub writes_flushed: u64,
+}
+
 /// ListPodIdentityAssociations' filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssociationFilter {
@@ -552,8 +562,15 @@ impl Inner {
                 &record.namespace,
                 &record.service_account,
             ))?;
+            // The create token, unless it expired and was since reused by
+            // another association: then it is that one's now.
             if let Some(key) = &record.create_token {
-                tx.tokens.remove(&key[..])?;
+                if let Some(bytes) = tx.tokens.get(&key[..])? {
+                    let token: TokenRecord = decode(&bytes).map_err(abort)?;
+                    if matches!(&token.response, SavedResponse::Association(a) if a.id == *id) {
+                        tx.tokens.remove(&key[..])?;
+                    }
+                }
             }
             for key in &tokens {
                 tx.tokens.remove(&key[..])?;
@@ -574,10 +591,9 @@ impl Inner {
         Ok(deleted)
     }
 
-    fn tags(&self, resource: &TaggableResource) -> Result<Tags, StoreError> {
-        let not_found = || -> StoreError {
-            DomainError::TaggedResourceNotFound(format!("{resource:?}")).into()
-        };
+    fn tags(&self, resource: &TaggableResource, arn: &str) -> Result<Tags, StoreError> {
+        let not_found =
+            || -> StoreError { DomainError::TaggedResourceNotFound(arn.to_owned()).into() };
         match resource {
             TaggableResource::Cluster(name) => {
                 match self.trees.clusters.get(keys::cluster(name))? {
@@ -766,15 +782,7 @@ impl Store {
 
     /// A resource's tags. `arn` is only for the not-found message.
     pub async fn tags(&self, resource: TaggableResource, arn: String) -> Result<Tags, StoreError> {
-        self.read(move |s| {
-            s.tags(&resource).map_err(|e| match e {
-                StoreError::Rejected(DomainError::TaggedResourceNotFound(_)) => {
-                    DomainError::TaggedResourceNotFound(arn).into()
-                }
-                other => other,
-            })
-        })
-        .await
+        self.read(move |s| s.tags(&resource, &arn)).await
     }
 
     /// TagResource: merges `tags` into the resource's tags.
@@ -811,6 +819,33 @@ impl Store {
                 return Ok(total);
             }
         }
+    }
+
+    /// What the store holds. Sums the clusters' association counters (one
+    /// record per cluster) and walks the token tree, so it costs more the
+    /// more tokens are held: for a scrape now and then, not the hot path.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.read(|s| {
+            let mut stats = StoreStats::default();
+            for entry in s.trees.clusters.iter() {
+                let (_, bytes) = entry?;
+                stats.clusters += 1;
+                stats.associations += decode::<ClusterRecord>(&bytes)?.association_count;
+            }
+            stats.tokens = s.trees.tokens.len() as u64;
+            stats.flushes = s
+                .commit
+                .stats
+                .flushes
+                .load(std::sync::atomic::Ordering::Relaxed);
+            stats.writes_flushed = s
+                .commit
+                .stats
+                .writes_flushed
+                .load(std::sync::atomic::Ordering::Relaxed);
+            Ok(stats)
+        })
+        .await
     }
 
     /// How many tokens are held (walks the tree: for tests and tools, not the hot path).

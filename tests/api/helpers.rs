@@ -151,6 +151,32 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends a signal (`TERM`, `INT`, …) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits at most `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // Child::kill is SIGKILL on Unix.
@@ -525,6 +551,73 @@ impl Client {
         )
     }
 
+    /// ListPodIdentityAssociations; `query` is empty or starts with `?`
+    /// (build it with [`query`]).
+    #[track_caller]
+    pub fn list_associations(&self, cluster: &str, query: &str) -> Answer {
+        self.get(&format!(
+            "/clusters/{cluster}/pod-identity-associations{query}"
+        ))
+    }
+
+    #[track_caller]
+    pub fn delete_association(&self, cluster: &str, id: &str) -> Answer {
+        self.delete(&format!(
+            "/clusters/{cluster}/pod-identity-associations/{id}"
+        ))
+    }
+
+    /// TagResource with `{"tags": tags}`; the ARN is percent-encoded as a label.
+    #[track_caller]
+    pub fn tag_resource(&self, arn: &str, tags: &Value) -> Answer {
+        self.tag_resource_with(arn, &json!({ "tags": tags }))
+    }
+
+    /// TagResource with any body.
+    #[track_caller]
+    pub fn tag_resource_with(&self, arn: &str, body: &Value) -> Answer {
+        self.send_json("POST", &format!("/tags/{}", encode(arn)), body)
+    }
+
+    /// UntagResource with one `tagKeys` parameter per key.
+    #[track_caller]
+    pub fn untag_resource(&self, arn: &str, keys: &[&str]) -> Answer {
+        let pairs: Vec<(&str, &str)> = keys.iter().map(|k| ("tagKeys", *k)).collect();
+        self.delete(&format!("/tags/{}{}", encode(arn), query(&pairs)))
+    }
+
+    #[track_caller]
+    pub fn list_tags(&self, arn: &str) -> Answer {
+        self.get(&format!("/tags/{}", encode(arn)))
+    }
+
+    /// Every association of a listing, following `nextToken` (at most 200
+    /// pages). `filters` are extra query pairs such as `("namespace", "ns")`.
+    #[track_caller]
+    pub fn list_all_associations(&self, cluster: &str, filters: &[(&str, &str)]) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..200 {
+            let mut pairs = filters.to_vec();
+            if let Some(token) = &token {
+                pairs.push(("nextToken", token));
+            }
+            let page = self.list_associations(cluster, &query(&pairs)).ok().clone();
+            items.extend(
+                page["associations"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("no associations list in {page}"))
+                    .iter()
+                    .cloned(),
+            );
+            match page["nextToken"].as_str() {
+                Some(next) => token = Some(next.to_owned()),
+                None => return items,
+            }
+        }
+        panic!("listing {cluster} {filters:?} did not end within 200 pages");
+    }
+
     // --- givens -------------------------------------------------------------
 
     /// A new cluster, read back as ACTIVE (the default activation delay is 0).
@@ -556,6 +649,37 @@ impl Client {
         )
         .association()
     }
+}
+
+/// Percent-encodes a path label or query value as the SDKs do (Smithy
+/// httpLabel): every byte outside `A-Z a-z 0-9 - . _ ~` becomes `%XX`.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string (`?k=v&k2=v2`, each part encoded), or "" with no pairs.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    format!("?{}", parts.join("&"))
+}
+
+/// The ARN of a cluster of the server's default identity.
+pub fn cluster_arn(name: &str) -> String {
+    format!("arn:aws:eks:us-east-1:{ACCOUNT}:cluster/{name}")
 }
 
 /// A string member of a JSON object.
@@ -607,6 +731,7 @@ pub struct TestApp {
     _dir: TempDir,
     pub data_dir: PathBuf,
     config: Option<PathBuf>,
+    env: Vec<(&'static str, OsString)>,
     pub log: PathBuf,
 }
 
@@ -629,7 +754,16 @@ impl TestApp {
         Self::spawn_with(Some(toml))
     }
 
+    /// A server with extra environment variables (e.g. `RUST_LOG`).
+    pub fn spawn_with_env(env: &[(&'static str, OsString)]) -> TestApp {
+        Self::spawn_with_all(None, env.to_vec())
+    }
+
     fn spawn_with(toml: Option<&str>) -> TestApp {
+        Self::spawn_with_all(toml, Vec::new())
+    }
+
+    fn spawn_with_all(toml: Option<&str>, env: Vec<(&'static str, OsString)>) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data_dir = dir.path().join("data");
         let log = dir.path().join("server.log");
@@ -638,7 +772,7 @@ impl TestApp {
             std::fs::write(&path, toml).expect("write the config file");
             path
         });
-        let server = Self::launch(&data_dir, config.as_deref(), &log)
+        let server = Self::launch(&data_dir, config.as_deref(), &env, &log)
             .unwrap_or_else(|e| panic!("the server did not start: {e}"));
         TestApp {
             client: Client::new(server.addr),
@@ -646,11 +780,17 @@ impl TestApp {
             _dir: dir,
             data_dir,
             config,
+            env,
             log,
         }
     }
 
-    fn launch(data_dir: &Path, config: Option<&Path>, log: &Path) -> Result<Server, String> {
+    fn launch(
+        data_dir: &Path,
+        config: Option<&Path>,
+        env: &[(&str, OsString)],
+        log: &Path,
+    ) -> Result<Server, String> {
         let mut args: Vec<OsString> = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
@@ -661,7 +801,7 @@ impl TestApp {
             args.push("--config".into());
             args.push(config.into());
         }
-        Server::start(command(&args, &[]), log)
+        Server::start(command(&args, env), log)
     }
 
     /// A client of the current server, to move into a thread.
@@ -678,7 +818,7 @@ impl TestApp {
     #[track_caller]
     pub fn start(&mut self) {
         assert!(self.server.is_none(), "the server is already running");
-        let server = Self::launch(&self.data_dir, self.config.as_deref(), &self.log)
+        let server = Self::launch(&self.data_dir, self.config.as_deref(), &self.env, &self.log)
             .unwrap_or_else(|e| panic!("the server did not start again: {e}"));
         self.client = Client::new(server.addr);
         self.server = Some(server);

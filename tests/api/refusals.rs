@@ -1,0 +1,101 @@
+//! Start-up refusals: each is one clear line on stderr and a non-zero exit,
+//! never a panic or a backtrace.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::helpers::{command, run_to_exit, Exit, TestApp};
+
+fn serve(data_dir: &Path, listen: &str) -> Exit {
+    let args: Vec<OsString> = vec![
+        "--listen".into(),
+        listen.into(),
+        "--data-dir".into(),
+        data_dir.into(),
+    ];
+    run_to_exit(command(&args, &[]))
+}
+
+/// The refusal: non-zero, one line, naming `what`, no panic.
+#[track_caller]
+fn assert_refused(exit: &Exit, what: &str) {
+    assert!(!exit.status.success(), "it started: {}", exit.stderr);
+    let lines: Vec<&str> = exit
+        .stderr
+        .lines()
+        .filter(|l| !l.contains(" INFO "))
+        .collect();
+    assert_eq!(lines.len(), 1, "not one line: {}", exit.stderr);
+    assert!(lines[0].contains(what), "{}", exit.stderr);
+    for sign in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!exit.stderr.contains(sign), "{}", exit.stderr);
+    }
+}
+
+/// A store with a few clusters, stopped.
+fn stopped_store() -> TestApp {
+    let mut app = TestApp::spawn();
+    for name in ["c1", "c2", "c3"] {
+        app.given_cluster(name);
+    }
+    app.kill();
+    app
+}
+
+#[test]
+fn a_data_file_that_lost_its_contents_is_refused_not_served_empty() {
+    let app = stopped_store();
+    std::fs::write(app.data_dir.join("db"), b"").unwrap();
+    assert_refused(&serve(&app.data_dir, "127.0.0.1:0"), "lost what it held");
+}
+
+#[test]
+fn a_data_file_overwritten_with_garbage_is_refused() {
+    let app = stopped_store();
+    let db = app.data_dir.join("db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for (i, b) in bytes.iter_mut().enumerate().skip(64) {
+        *b = (i * 7 % 251) as u8;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    assert_refused(&serve(&app.data_dir, "127.0.0.1:0"), "damaged");
+}
+
+#[test]
+fn a_data_file_of_another_store_is_refused() {
+    let app = stopped_store();
+    let other = stopped_store();
+    std::fs::copy(other.data_dir.join("db"), app.data_dir.join("db")).unwrap();
+    assert_refused(
+        &serve(&app.data_dir, "127.0.0.1:0"),
+        "belongs to another store",
+    );
+}
+
+#[test]
+fn a_port_in_use_is_refused() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let exit = serve(
+        &dir.path().join("data"),
+        &busy.local_addr().unwrap().to_string(),
+    );
+    assert_refused(&exit, "cannot listen on");
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_created_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    assert_refused(&serve(&file.join("data"), "127.0.0.1:0"), "data directory");
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused_in_one_line() {
+    let app = TestApp::spawn();
+    assert_refused(
+        &serve(&app.data_dir, "127.0.0.1:0"),
+        "in use by another process",
+    );
+}
