@@ -84,10 +84,20 @@ async fn dispatch(
     let started = Instant::now();
     let endpoint = Endpoint::parse(req.method(), req.uri().path());
     let operation = endpoint.as_ref().map_or("-", Endpoint::name);
+    let cluster = endpoint
+        .as_ref()
+        .ok()
+        .and_then(Endpoint::cluster_label)
+        .map(str::to_owned);
     let result = match endpoint {
         Ok(endpoint) => handle(&req, endpoint, body, &state).await,
         Err(e) => Err(e),
     };
+    // Every error of a request about a cluster names it, however early it was refused.
+    let result = result.map_err(|e| match (&e.cluster_name, cluster) {
+        (None, Some(cluster)) => e.with_cluster(cluster),
+        _ => e,
+    });
     // The Tag APIs have only BadRequest and NotFound for client errors, also
     // for input refused before their handlers (path, query, body).
     let is_tag_api = req.uri().path().starts_with("/tags/");

@@ -102,6 +102,20 @@ impl Endpoint {
         }
     }
 
+    /// The cluster a pod identity operation names, for the `clusterName` of its errors.
+    pub fn cluster_label(&self) -> Option<&str> {
+        match self {
+            Endpoint::CreatePodIdentityAssociation { cluster }
+            | Endpoint::ListPodIdentityAssociations { cluster }
+            | Endpoint::DescribePodIdentityAssociation { cluster, .. }
+            | Endpoint::UpdatePodIdentityAssociation { cluster, .. }
+            | Endpoint::DeletePodIdentityAssociation { cluster, .. } => {
+                Some(cluster.as_str()).filter(|c| !c.is_empty())
+            }
+            _ => None,
+        }
+    }
+
     pub fn parse(method: &Method, raw_path: &str) -> Result<Endpoint, ApiError> {
         let raw: Vec<&str> = raw_path
             .strip_prefix('/')

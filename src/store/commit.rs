@@ -1,7 +1,7 @@
 //! Group commit: many writers, one durable flush.
 //!
 //! A write is durable once sled's flush *and* an fsync of sled's data file
-//! (`<data dir>/db`) have run after it. On Linux sled 0.34.7's flush ends in
+//! (`<data dir>/db`, and any new blob file: see `files`) have run after it. On Linux sled 0.34.7's flush ends in
 //! `sync_file_range`, which persists neither the file size nor the disk's
 //! cache, so without the fsync a power cut can lose an acknowledged write.
 //!
@@ -11,7 +11,6 @@
 //! counted there is in sled's log buffers by then and the flush covers it;
 //! writers that arrive during a flush are all covered by the next one.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,6 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::files::DataFiles;
 use super::StoreError;
 
 #[derive(Debug, Clone, Default)]
@@ -66,7 +66,7 @@ impl GroupCommit {
         db: sled::Db,
         dir: &Path,
     ) -> Result<(Arc<GroupCommit>, JoinHandle<()>), StoreError> {
-        let data_file = File::open(dir.join("db"))
+        let files = DataFiles::open(dir)
             .map_err(|e| StoreError::io("open the store's data file", dir, e))?;
         let commit = Arc::new(GroupCommit {
             written: AtomicU64::new(0),
@@ -78,7 +78,7 @@ impl GroupCommit {
         let flusher = Arc::clone(&commit);
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || flusher.run(&db, &data_file))
+            .spawn(move || flusher.run(&db, files))
             .map_err(|e| StoreError::io("start the group-commit thread", dir, e))?;
         Ok((commit, handle))
     }
@@ -139,7 +139,7 @@ impl GroupCommit {
         self.wake.notify_one();
     }
 
-    fn run(&self, db: &sled::Db, data_file: &File) {
+    fn run(&self, db: &sled::Db, mut files: DataFiles) {
         loop {
             let stop = {
                 let mut requests = self.requests.lock().expect("group-commit lock poisoned");
@@ -158,7 +158,7 @@ impl GroupCommit {
             let result = db
                 .flush()
                 .map(drop)
-                .and_then(|()| data_file.sync_all().map_err(sled::Error::from));
+                .and_then(|()| files.sync().map_err(sled::Error::from));
             match result {
                 Ok(()) => {
                     self.stats.flushes.fetch_add(1, Ordering::Relaxed);

@@ -14,6 +14,7 @@
 
 mod commit;
 mod error;
+mod files;
 pub mod keys;
 pub mod migrate;
 mod ops;
@@ -213,9 +214,9 @@ fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
 /// Flushes sled and fsyncs its data file, outside the group commit (start-up, shutdown).
 fn sync_now(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
     db.flush()?;
-    File::open(dir.join("db"))
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StoreError::io("fsync the store's data file", dir, e))
+    files::DataFiles::open(dir)
+        .and_then(|mut files| files.sync())
+        .map_err(|e| StoreError::io("fsync the store's data files", dir, e))
 }
 
 impl Store {

@@ -320,3 +320,42 @@ fn no_write_is_acknowledged_before_an_fsync_of_the_data_file_covered_it() {
         "{fsyncs} fsyncs for {acks} acknowledgements"
     );
 }
+
+/// sled writes a node too large for its log to a file of its own under
+/// `blobs/`, which sled never fsyncs; the group commit must.
+#[test]
+fn large_records_in_sleds_blob_files_are_fsynced_before_they_are_acknowledged() {
+    let app =
+        TestApp::spawn_with_env(&[("RUST_LOG", "pod_identity_store::durability=trace".into())]);
+    app.given_cluster("big");
+    let tags: serde_json::Map<String, Value> = (0..50)
+        .map(|i| {
+            (
+                format!("k{i:02}{}", "x".repeat(125)),
+                Value::String("v".repeat(256)),
+            )
+        })
+        .collect();
+    for i in 0..40 {
+        app.create_association(
+            "big",
+            &json!({"namespace": "ns", "serviceAccount": format!("sa-{i}"), "roleArn": role("r"), "tags": tags}),
+        )
+        .association();
+    }
+    let blobs: Vec<String> = std::fs::read_dir(app.data_dir.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !blobs.is_empty(),
+        "no record was large enough for a blob file: the test proves nothing"
+    );
+    let log = std::fs::read_to_string(&app.log).unwrap();
+    for blob in &blobs {
+        assert!(
+            log.contains(&format!("fsynced blob file {blob}\n")),
+            "blob file {blob} was never fsynced"
+        );
+    }
+}
