@@ -1,8 +1,9 @@
 //! CreateCluster, DescribeCluster, ListClusters, DeleteCluster, and the admin status route.
 
 use actix_web::HttpResponse;
+use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorType};
 use super::input::{required, JsonBody, Query};
 use super::wire::{ClusterOutput, ClusterShape, ListClustersOutput};
 use super::{ok_json, AppState};
@@ -26,8 +27,10 @@ pub async fn create(state: &AppState, body: JsonBody) -> Result<HttpResponse, Ap
     let role_arn =
         RoleArn::parse_in_account("roleArn", body.required_string("roleArn")?, &state.identity)?;
     // Required by the Model; all of its members are optional, so `{}` will do.
-    body.object("resourcesVpcConfig")?
+    let vpc_config = body
+        .object("resourcesVpcConfig")?
         .ok_or_else(|| required("resourcesVpcConfig"))?;
+    check_vpc_config(vpc_config)?;
     let version = match body.string("version")? {
         Some(v) => parse_kubernetes_version("version", v)?,
         None => DEFAULT_KUBERNETES_VERSION.to_owned(),
@@ -51,8 +54,52 @@ pub async fn create(state: &AppState, body: JsonBody) -> Result<HttpResponse, Ap
     Ok(cluster_response(state, &cluster, cluster.status))
 }
 
+/// The `{name}` of DescribeCluster and DeleteCluster. Their error lists have
+/// no InvalidParameterException; a name no cluster can have is not found.
+fn existing_name(name: &str) -> Result<ClusterName, ApiError> {
+    ClusterName::parse("name", name).map_err(|_| {
+        ApiError::new(
+            ErrorType::ResourceNotFoundException,
+            format!("No cluster found for name: {}.", crate::domain::shown(name)),
+        )
+        .with_cluster(name)
+    })
+}
+
+/// `VpcConfigRequest`: every member is optional and the server keeps none,
+/// but a member of the wrong type is still a bad request.
+fn check_vpc_config(config: &serde_json::Map<String, Value>) -> Result<(), ApiError> {
+    for (member, value) in config {
+        let expected = match member.as_str() {
+            "subnetIds" | "securityGroupIds" | "publicAccessCidrs" => "a list of strings",
+            "endpointPublicAccess" | "endpointPrivateAccess" => "a boolean",
+            "controlPlaneEgressMode" => "one of AWS_MANAGED, CUSTOMER_ROUTED, CUSTOMER_ISOLATED",
+            _ => continue, // a member of a newer model
+        };
+        let ok = match value {
+            Value::Null => true,
+            Value::Array(items) => {
+                expected == "a list of strings" && items.iter().all(Value::is_string)
+            }
+            Value::Bool(_) => expected == "a boolean",
+            Value::String(mode) => {
+                member == "controlPlaneEgressMode"
+                    && ["AWS_MANAGED", "CUSTOMER_ROUTED", "CUSTOMER_ISOLATED"]
+                        .contains(&mode.as_str())
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::invalid_parameter(format!(
+                "resourcesVpcConfig.{member} must be {expected}."
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn describe(state: &AppState, name: &str) -> Result<HttpResponse, ApiError> {
-    let name = ClusterName::parse("name", name)?;
+    let name = existing_name(name)?;
     let cluster = state.store.cluster(name).await?;
     Ok(cluster_response(
         state,
@@ -85,7 +132,7 @@ pub async fn list(state: &AppState, query: &Query) -> Result<HttpResponse, ApiEr
 }
 
 pub async fn delete(state: &AppState, name: &str) -> Result<HttpResponse, ApiError> {
-    let name = ClusterName::parse("name", name)?;
+    let name = existing_name(name)?;
     let cluster = state.store.delete_cluster(name).await?;
     Ok(cluster_response(state, &cluster, ClusterStatus::Deleting))
 }

@@ -11,6 +11,7 @@ mod clusters;
 pub mod error;
 mod export;
 mod input;
+mod metrics;
 mod pagination;
 mod router;
 mod tags;
@@ -19,6 +20,7 @@ mod wire;
 use std::time::Instant;
 
 use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
@@ -26,6 +28,7 @@ use crate::domain::AwsIdentity;
 use crate::store::Store;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
+use metrics::Metrics;
 use pagination::PageTokens;
 pub use router::Endpoint;
 
@@ -34,6 +37,7 @@ pub struct AppState {
     pub store: Store,
     pub identity: AwsIdentity,
     pub page_tokens: PageTokens,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -43,6 +47,7 @@ impl AppState {
             store,
             identity,
             page_tokens,
+            metrics: Metrics::default(),
         }
     }
 }
@@ -57,6 +62,12 @@ pub fn configure(
             .app_data(web::PayloadConfig::new(max_body_bytes))
             .default_service(web::to(dispatch));
     }
+}
+
+fn text(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
 }
 
 pub(crate) fn ok_json<T: Serialize>(value: &T) -> HttpResponse {
@@ -74,10 +85,20 @@ async fn dispatch(
     let started = Instant::now();
     let endpoint = Endpoint::parse(req.method(), req.uri().path());
     let operation = endpoint.as_ref().map_or("-", Endpoint::name);
+    let cluster = endpoint
+        .as_ref()
+        .ok()
+        .and_then(Endpoint::cluster_label)
+        .map(str::to_owned);
     let result = match endpoint {
         Ok(endpoint) => handle(&req, endpoint, body, &state).await,
         Err(e) => Err(e),
     };
+    // Every error of a request about a cluster names it, however early it was refused.
+    let result = result.map_err(|e| match (&e.cluster_name, cluster) {
+        (None, Some(cluster)) => e.with_cluster(cluster),
+        _ => e,
+    });
     // The Tag APIs have only BadRequest and NotFound for client errors, also
     // for input refused before their handlers (path, query, body).
     let is_tag_api = req.uri().path().starts_with("/tags/");
@@ -91,6 +112,9 @@ async fn dispatch(
         );
     }
     let status = response.status();
+    state
+        .metrics
+        .record(operation, status.as_u16(), started.elapsed());
     let line = format_args!(
         "{operation} {} {} -> {} in {:.1} ms request_id={request_id}",
         req.method(),
@@ -148,6 +172,16 @@ async fn handle(
         }
         Endpoint::DeletePodIdentityAssociation { cluster, id } => {
             associations::delete(state, &cluster, &id).await
+        }
+        Endpoint::Health => Ok(text(StatusCode::OK, "ok\n".into())),
+        Endpoint::Ready if state.store.is_writable() => Ok(text(StatusCode::OK, "ready\n".into())),
+        Endpoint::Ready => Ok(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store can no longer make writes durable; restart the server\n".into(),
+        )),
+        Endpoint::Metrics => {
+            let stats = state.store.stats().await?;
+            Ok(text(StatusCode::OK, state.metrics.render(&stats)))
         }
         Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,

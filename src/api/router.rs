@@ -52,7 +52,35 @@ pub enum Endpoint {
     },
     /// `GET /admin/v1/export`: every cluster and association as JSON lines.
     Export,
+    /// `GET /healthz`: the process answers.
+    Health,
+    /// `GET /readyz`: the store is open and takes writes.
+    Ready,
+    /// `GET /metrics`: Prometheus text format.
+    Metrics,
 }
+
+/// Every operation name, for the request metrics; `-` is an unknown route.
+pub const OPERATIONS: [&str; 18] = [
+    "CreateCluster",
+    "ListClusters",
+    "DescribeCluster",
+    "DeleteCluster",
+    "CreatePodIdentityAssociation",
+    "ListPodIdentityAssociations",
+    "DescribePodIdentityAssociation",
+    "UpdatePodIdentityAssociation",
+    "DeletePodIdentityAssociation",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "SetClusterStatus",
+    "Export",
+    "Health",
+    "Ready",
+    "Metrics",
+    "-",
+];
 
 impl Endpoint {
     /// The operation's name, for logs.
@@ -72,6 +100,23 @@ impl Endpoint {
             Endpoint::ListTagsForResource { .. } => "ListTagsForResource",
             Endpoint::SetClusterStatus { .. } => "SetClusterStatus",
             Endpoint::Export => "Export",
+            Endpoint::Health => "Health",
+            Endpoint::Ready => "Ready",
+            Endpoint::Metrics => "Metrics",
+        }
+    }
+
+    /// The cluster a pod identity operation names, for the `clusterName` of its errors.
+    pub fn cluster_label(&self) -> Option<&str> {
+        match self {
+            Endpoint::CreatePodIdentityAssociation { cluster }
+            | Endpoint::ListPodIdentityAssociations { cluster }
+            | Endpoint::DescribePodIdentityAssociation { cluster, .. }
+            | Endpoint::UpdatePodIdentityAssociation { cluster, .. }
+            | Endpoint::DeletePodIdentityAssociation { cluster, .. } => {
+                Some(cluster.as_str()).filter(|c| !c.is_empty())
+            }
+            _ => None,
         }
     }
 
@@ -128,6 +173,10 @@ impl Endpoint {
                     _ => not_allowed("GET, POST, DELETE"),
                 }
             }
+            ["healthz"] | ["readyz"] | ["metrics"] if m != "GET" => not_allowed("GET"),
+            ["healthz"] => Ok(Endpoint::Health),
+            ["readyz"] => Ok(Endpoint::Ready),
+            ["metrics"] => Ok(Endpoint::Metrics),
             ["admin", "v1", "clusters", name, "status"] => match m {
                 "PUT" => Ok(Endpoint::SetClusterStatus { name: name.to_owned() }),
                 _ => not_allowed("PUT"),
@@ -232,6 +281,19 @@ mod tests {
                 id: "a-1".into()
             }
         );
+    }
+
+    #[test]
+    fn every_endpoint_name_is_a_metrics_operation() {
+        let endpoints = [
+            parse(Method::POST, "/clusters"),
+            parse(Method::GET, "/clusters/c/pod-identity-associations/a"),
+            parse(Method::PUT, "/admin/v1/clusters/c/status"),
+            parse(Method::GET, "/metrics"),
+        ];
+        for endpoint in endpoints {
+            assert!(OPERATIONS.contains(&endpoint.unwrap().name()));
+        }
     }
 
     #[test]

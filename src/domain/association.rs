@@ -50,14 +50,22 @@ fn check_policy_needs_disabled_session_tags(
 }
 
 /// What CreatePodIdentityAssociation asks for, validated.
+///
+/// Serialized only for its fingerprint (see `fingerprint`). Members added
+/// after schema 1 are left out when unset, so a request that does not use
+/// them has the fingerprint it had then, and a client request token saved
+/// before an upgrade still matches its retry after it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NewAssociation {
     pub namespace: Namespace,
     pub service_account: ServiceAccountName,
     pub role_arn: RoleArn,
     pub tags: Tags,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub disable_session_tags: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_role_arn: Option<RoleArn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<SessionPolicy>,
 }
 
@@ -96,11 +104,16 @@ pub enum ImmutableClaim {
 
 /// What UpdatePodIdentityAssociation asks for, validated. `None` leaves a
 /// member as it is; `Some(None)` clears an optional one (sent as `""`).
+/// Members added after schema 1 are left out of the fingerprint when unset,
+/// as for `NewAssociation`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct AssociationUpdate {
     pub role_arn: Option<RoleArn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_session_tags: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_role_arn: Option<Option<RoleArn>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Option<SessionPolicy>>,
     pub claims: Vec<ImmutableClaim>,
 }
@@ -216,7 +229,7 @@ impl Association {
                     v.clone(),
                 ),
                 // No association here is owned by an add-on, so any ownerArn differs.
-                ImmutableClaim::OwnerArn(v) => ("ownerArn", "(none)".to_owned(), v.clone()),
+                ImmutableClaim::OwnerArn(v) => ("ownerArn", "none".to_owned(), super::shown(v)),
                 ImmutableClaim::CreatedAt(seconds) => {
                     let requested_ms = (seconds * 1000.0).round() as i64;
                     let stored = self.created_at.to_string();

@@ -1,7 +1,7 @@
 //! Group commit: many writers, one durable flush.
 //!
 //! A write is durable once sled's flush *and* an fsync of sled's data file
-//! (`<data dir>/db`) have run after it. On Linux sled 0.34.7's flush ends in
+//! (`<data dir>/db`, and any new blob file: see `files`) have run after it. On Linux sled 0.34.7's flush ends in
 //! `sync_file_range`, which persists neither the file size nor the disk's
 //! cache, so without the fsync a power cut can lose an acknowledged write.
 //!
@@ -11,7 +11,6 @@
 //! counted there is in sled's log buffers by then and the flush covers it;
 //! writers that arrive during a flush are all covered by the next one.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,6 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::files::DataFiles;
 use super::StoreError;
 
 #[derive(Debug, Clone, Default)]
@@ -46,6 +46,12 @@ pub struct CommitStats {
     pub writes_flushed: AtomicU64,
 }
 
+/// The other half of the durability trace: a writer is about to be told
+/// that everything up to `target` is durable (tested against the fsync lines).
+fn log_acknowledgement(target: u64) {
+    log::trace!(target: "pod_identity_store::durability", "acknowledging writes up to {target}");
+}
+
 pub struct GroupCommit {
     written: AtomicU64,
     requests: Mutex<Requests>,
@@ -60,7 +66,7 @@ impl GroupCommit {
         db: sled::Db,
         dir: &Path,
     ) -> Result<(Arc<GroupCommit>, JoinHandle<()>), StoreError> {
-        let data_file = File::open(dir.join("db"))
+        let files = DataFiles::open(dir)
             .map_err(|e| StoreError::io("open the store's data file", dir, e))?;
         let commit = Arc::new(GroupCommit {
             written: AtomicU64::new(0),
@@ -72,7 +78,7 @@ impl GroupCommit {
         let flusher = Arc::clone(&commit);
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || flusher.run(&db, &data_file))
+            .spawn(move || flusher.run(&db, files))
             .map_err(|e| StoreError::io("start the group-commit thread", dir, e))?;
         Ok((commit, handle))
     }
@@ -93,6 +99,7 @@ impl GroupCommit {
                 return Err(StoreError::Durability(failure.to_string()));
             }
             if now.upto >= target {
+                log_acknowledgement(target);
                 return Ok(());
             }
         }
@@ -111,7 +118,10 @@ impl GroupCommit {
             Some(failure) if state.upto < target => {
                 Err(StoreError::Durability(failure.to_string()))
             }
-            _ => Ok(()),
+            _ => {
+                log_acknowledgement(target);
+                Ok(())
+            }
         }
     }
 
@@ -140,7 +150,7 @@ impl GroupCommit {
         self.wake.notify_one();
     }
 
-    fn run(&self, db: &sled::Db, data_file: &File) {
+    fn run(&self, db: &sled::Db, mut files: DataFiles) {
         loop {
             let stop = {
                 let mut requests = self.requests.lock().expect("group-commit lock poisoned");
@@ -159,13 +169,17 @@ impl GroupCommit {
             let result = db
                 .flush()
                 .map(drop)
-                .and_then(|()| data_file.sync_all().map_err(sled::Error::from));
+                .and_then(|()| files.sync().map_err(sled::Error::from));
             match result {
                 Ok(()) => {
                     self.stats.flushes.fetch_add(1, Ordering::Relaxed);
                     self.stats
                         .writes_flushed
                         .fetch_add(target - previous, Ordering::Relaxed);
+                    log::trace!(
+                        target: "pod_identity_store::durability",
+                        "fsynced the data file; durable up to write {target}"
+                    );
                     log::trace!(
                         "flushed {} writes in {:?}",
                         target - previous,

@@ -19,6 +19,7 @@ mod backup;
 mod check;
 mod commit;
 mod error;
+mod files;
 pub mod keys;
 pub mod migrate;
 mod ops;
@@ -36,7 +37,7 @@ pub use backup::{contents, Imported, Snapshot, StoreContents};
 pub use check::{check, CheckReport};
 pub use commit::CommitStats;
 pub use error::StoreError;
-pub use ops::{AssociationFilter, ListPage};
+pub use ops::{AssociationFilter, ListPage, StoreStats};
 
 use crate::domain::{AwsIdentity, ClusterStatus};
 use commit::GroupCommit;
@@ -243,9 +244,9 @@ fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
 /// Flushes sled and fsyncs its data file, outside the group commit (start-up, shutdown).
 fn sync_now(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
     db.flush()?;
-    File::open(dir.join("db"))
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StoreError::io("fsync the store's data file", dir, e))
+    files::DataFiles::open(dir)
+        .and_then(|mut files| files.sync())
+        .map_err(|e| StoreError::io("fsync the store's data files", dir, e))
 }
 
 impl Store {

@@ -20,6 +20,16 @@ pub struct ListPage<T> {
     pub more: bool,
 }
 
+/// What the store holds, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub clusters: u64,
+    pub associations: u64,
+    pub tokens: u64,
+    pub flushes: u64,
+    pub writes_flushed: u64,
+}
+
 /// ListPodIdentityAssociations' filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssociationFilter {
@@ -809,6 +819,33 @@ impl Store {
                 return Ok(total);
             }
         }
+    }
+
+    /// What the store holds. Sums the clusters' association counters (one
+    /// record per cluster) and walks the token tree, so it costs more the
+    /// more tokens are held: for a scrape now and then, not the hot path.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.read(|s| {
+            let mut stats = StoreStats::default();
+            for entry in s.trees.clusters.iter() {
+                let (_, bytes) = entry?;
+                stats.clusters += 1;
+                stats.associations += decode::<ClusterRecord>(&bytes)?.association_count;
+            }
+            stats.tokens = s.trees.tokens.len() as u64;
+            stats.flushes = s
+                .commit
+                .stats
+                .flushes
+                .load(std::sync::atomic::Ordering::Relaxed);
+            stats.writes_flushed = s
+                .commit
+                .stats
+                .writes_flushed
+                .load(std::sync::atomic::Ordering::Relaxed);
+            Ok(stats)
+        })
+        .await
     }
 
     /// How many tokens are held (walks the tree: for tests and tools, not the hot path).

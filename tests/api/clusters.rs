@@ -242,3 +242,55 @@ fn a_deleted_cluster_can_be_created_again_with_the_token_of_its_first_creation()
     assert_eq!(first["version"], "1.30");
     assert_eq!(app.describe_cluster("c1").cluster()["version"], "1.31");
 }
+
+#[test]
+fn describe_and_delete_of_a_name_no_cluster_can_have_are_not_found_as_their_error_lists_say() {
+    let app = TestApp::spawn();
+    for name in ["a.b", "-x", &"n".repeat(101)] {
+        let message = app
+            .describe_cluster(name)
+            .error(404, "ResourceNotFoundException");
+        assert!(message.contains("No cluster found for name"), "{message}");
+        app.delete_cluster(name)
+            .error(404, "ResourceNotFoundException");
+    }
+}
+
+#[test]
+fn resources_vpc_config_members_of_the_wrong_type_are_refused_naming_them() {
+    let app = TestApp::spawn();
+    for (config, member) in [
+        (
+            json!({"subnetIds": "subnet-1"}),
+            "resourcesVpcConfig.subnetIds",
+        ),
+        (
+            json!({"securityGroupIds": [1]}),
+            "resourcesVpcConfig.securityGroupIds",
+        ),
+        (
+            json!({"endpointPublicAccess": "yes"}),
+            "resourcesVpcConfig.endpointPublicAccess",
+        ),
+        (
+            json!({"controlPlaneEgressMode": "OPEN"}),
+            "resourcesVpcConfig.controlPlaneEgressMode",
+        ),
+    ] {
+        let message = app
+            .create_cluster_with(
+                &json!({"name": "c1", "roleArn": role("r"), "resourcesVpcConfig": config}),
+            )
+            .error(400, "InvalidParameterException");
+        assert!(message.contains(member), "{message}");
+    }
+    app.describe_cluster("c1")
+        .error(404, "ResourceNotFoundException");
+    let full = json!({"subnetIds": ["subnet-1"], "securityGroupIds": [], "endpointPublicAccess": true,
+                      "endpointPrivateAccess": false, "publicAccessCidrs": ["0.0.0.0/0"],
+                      "controlPlaneEgressMode": "AWS_MANAGED", "aNewerMember": 1});
+    app.create_cluster_with(
+        &json!({"name": "c1", "roleArn": role("r"), "resourcesVpcConfig": full}),
+    )
+    .cluster();
+}

@@ -801,9 +801,12 @@ fn path_labels_are_percent_decoded_after_the_path_is_split() {
         a
     );
     // An encoded '/' stays inside its label: this is DescribeCluster of the
-    // name "my-cluster/pod-identity-associations", which is not a valid name.
+    // name "my-cluster/pod-identity-associations", which no cluster can have.
     let message = app
         .describe_cluster("my-cluster%2Fpod-identity-associations")
-        .error(400, "InvalidParameterException");
-    assert!(message.contains("name"), "{message}");
+        .error(404, "ResourceNotFoundException");
+    assert!(
+        message.contains("my-cluster/pod-identity-associations"),
+        "{message}"
+    );
 }

@@ -772,6 +772,7 @@ pub struct TestApp {
     _dir: TempDir,
     pub data_dir: PathBuf,
     config: Option<PathBuf>,
+    env: Vec<(&'static str, OsString)>,
     pub log: PathBuf,
 }
 
@@ -804,12 +805,22 @@ impl TestApp {
             server: None,
             data_dir: dir.path().join("data"),
             config: None,
+            env: Vec::new(),
             log: dir.path().join("server.log"),
             _dir: dir,
         }
     }
 
+    /// A server with extra environment variables (e.g. `RUST_LOG`).
+    pub fn spawn_with_env(env: &[(&'static str, OsString)]) -> TestApp {
+        Self::spawn_with_all(None, env.to_vec())
+    }
+
     fn spawn_with(toml: Option<&str>) -> TestApp {
+        Self::spawn_with_all(toml, Vec::new())
+    }
+
+    fn spawn_with_all(toml: Option<&str>, env: Vec<(&'static str, OsString)>) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data_dir = dir.path().join("data");
         let log = dir.path().join("server.log");
@@ -818,7 +829,7 @@ impl TestApp {
             std::fs::write(&path, toml).expect("write the config file");
             path
         });
-        let server = Self::launch(&data_dir, config.as_deref(), &log)
+        let server = Self::launch(&data_dir, config.as_deref(), &env, &log)
             .unwrap_or_else(|e| panic!("the server did not start: {e}"));
         TestApp {
             client: Client::new(server.addr),
@@ -826,11 +837,17 @@ impl TestApp {
             _dir: dir,
             data_dir,
             config,
+            env,
             log,
         }
     }
 
-    fn launch(data_dir: &Path, config: Option<&Path>, log: &Path) -> Result<Server, String> {
+    fn launch(
+        data_dir: &Path,
+        config: Option<&Path>,
+        env: &[(&str, OsString)],
+        log: &Path,
+    ) -> Result<Server, String> {
         let mut args: Vec<OsString> = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
@@ -841,7 +858,7 @@ impl TestApp {
             args.push("--config".into());
             args.push(config.into());
         }
-        Server::start(command(&args, &[]), log)
+        Server::start(command(&args, env), log)
     }
 
     /// A client of the current server, to move into a thread.
@@ -870,7 +887,7 @@ impl TestApp {
     #[track_caller]
     pub fn start(&mut self) {
         assert!(self.server.is_none(), "the server is already running");
-        let server = Self::launch(&self.data_dir, self.config.as_deref(), &self.log)
+        let server = Self::launch(&self.data_dir, self.config.as_deref(), &self.env, &self.log)
             .unwrap_or_else(|e| panic!("the server did not start again: {e}"));
         self.client = Client::new(server.addr);
         self.server = Some(server);

@@ -411,3 +411,75 @@ fn a_crash_in_the_middle_of_the_migration_leaves_a_store_the_next_start_migrates
     drop(_server);
     assert_eq!(schema_version(&up.data_dir()), LATEST);
 }
+
+/// Moves the frozen tokens' expiry (24 hours after they were written) to an
+/// hour from now, so that they are live whenever the test runs.
+fn renew_fixture_tokens(data_dir: &Path) {
+    let db = sled::open(data_dir).unwrap();
+    let tokens = db.open_tree(keys::TREE_TOKENS).unwrap();
+    let expiry = db.open_tree(keys::TREE_TOKEN_EXPIRY).unwrap();
+    let later = Timestamp::now().plus_seconds(3_600);
+    for entry in tokens.iter() {
+        let (key, bytes) = entry.unwrap();
+        let mut token: v1::TokenRecord = records::decode(&bytes).unwrap();
+        expiry
+            .remove(keys::token_expiry(token.expires_at, &key))
+            .unwrap();
+        token.expires_at = later;
+        tokens.insert(&key, encode(&token)).unwrap();
+        expiry.insert(keys::token_expiry(later, &key), &[]).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn client_request_tokens_saved_before_the_upgrade_still_replay_their_first_answers() {
+    let up = Upgrade::new();
+    load_fixture(&up.data_dir());
+    renew_fixture_tokens(&up.data_dir());
+    let (_server, app) = up.start(NO_SWEEP);
+    assert_eq!(up.migrations_logged(), 1);
+    // The requests of migrations/fixtures/schema-1.md, sent again.
+    let created = app
+        .create_association(
+            "prod",
+            &json!({"namespace": "default", "serviceAccount": "app", "roleArn": role("app-v1"),
+                    "tags": {"env": "prod"}, "clientRequestToken": "fixture-create-1"}),
+        )
+        .association();
+    assert_eq!(s(&created, "associationId"), "a-zs0z0lb770bph08d5");
+    assert_eq!(
+        s(&created, "roleArn"),
+        role("app-v1"),
+        "not the first answer"
+    );
+    assert_eq!(
+        (ts(&created, "createdAt"), ts(&created, "modifiedAt")),
+        (1795883469.375, 1795883469.375)
+    );
+    let updated = app
+        .update_association(
+            "prod",
+            "a-zs0z0lb770bph08d5",
+            &json!({"roleArn": role("app-v2"), "clientRequestToken": "fixture-update-1"}),
+        )
+        .association();
+    assert_eq!(ts(&updated, "modifiedAt"), 1795883469.536);
+    let cluster = app
+        .create_cluster_with(&json!({"name": "prod", "roleArn": role("eks-cluster"), "resourcesVpcConfig": {},
+                                     "version": "1.31", "tags": {"team": "platform"}, "clientRequestToken": "fixture-cluster-1"}))
+        .cluster();
+    assert_eq!(
+        cluster["status"], "CREATING",
+        "CreateCluster's first answer said CREATING"
+    );
+    // Another request with an old token is still told apart.
+    let refused = app
+        .create_association(
+            "prod",
+            &json!({"namespace": "default", "serviceAccount": "other", "roleArn": role("app-v1"),
+                    "clientRequestToken": "fixture-create-1"}),
+        )
+        .error(400, "InvalidParameterException");
+    assert!(refused.contains("fixture-create-1"), "{refused}");
+}

@@ -216,16 +216,22 @@ fn cluster_names_follow_the_models_pattern_in_create_cluster_and_in_every_path_l
         }
         if !name.is_empty() {
             // An empty label would make these paths other routes.
+            refused(
+                &app.set_cluster_status(&label, "ACTIVE"),
+                "InvalidParameterException",
+                &["name", "100"],
+                &format!("set status with {what}"),
+            );
+            // DescribeCluster and DeleteCluster have no InvalidParameterException
+            // in their error lists: such a cluster is simply not found.
             for (op, answer) in [
                 ("describe cluster", app.describe_cluster(&label)),
                 ("delete cluster", app.delete_cluster(&label)),
-                ("set status", app.set_cluster_status(&label, "ACTIVE")),
             ] {
-                refused(
-                    &answer,
-                    "InvalidParameterException",
-                    &["name", "100"],
-                    &format!("{op} with {what}"),
+                let message = answer.error(404, "ResourceNotFoundException");
+                assert!(
+                    message.contains("No cluster found for name"),
+                    "{op} with {what}: {message}"
                 );
             }
         }
@@ -781,4 +787,22 @@ fn list_filters_must_be_valid_namespace_and_service_account_names() {
         .app
         .list_all_associations("c1", &[("namespace", "default"), ("serviceAccount", "app")]);
     assert_eq!(listed.len(), 1);
+}
+
+#[test]
+fn every_error_of_a_request_about_a_cluster_names_the_cluster() {
+    let app = TestApp::spawn();
+    app.given_cluster("q");
+    let bad_namespace = app.create_association(
+        "q",
+        &json!({"namespace": "BAD", "serviceAccount": "sa", "roleArn": role("r")}),
+    );
+    bad_namespace.error(400, "InvalidParameterException");
+    assert_eq!(bad_namespace.error_cluster(), Some("q"));
+    let bad_id = app.describe_association("q", "a-1");
+    bad_id.error(400, "InvalidParameterException");
+    assert_eq!(bad_id.error_cluster(), Some("q"));
+    let bad_page = app.list_associations("q", "?maxResults=0");
+    bad_page.error(400, "InvalidParameterException");
+    assert_eq!(bad_page.error_cluster(), Some("q"));
 }
