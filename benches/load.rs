@@ -1,0 +1,576 @@
+//! Load: throughput and latency of the four hot operations at concurrency 1,
+//! 16 and 64, next to the disk's own fsync rate measured in the same run.
+//!
+//! Run: `cargo bench --bench load` (about 90 s with the defaults). It starts
+//! the release server on a fresh temp data dir, seeds a cluster of 5,000
+//! associations for List and a set of associations to Describe and Update,
+//! then runs, for each operation and concurrency, one thread per client, each
+//! with its own keep-alive connection (its own `ureq::Agent`):
+//! - DescribePodIdentityAssociation;
+//! - UpdatePodIdentityAssociation, durable, each with a fresh
+//!   `clientRequestToken` (as the AWS SDKs send) and a roleArn that differs
+//!   from the association's current one, so every update writes;
+//! - CreatePodIdentityAssociation + DeletePodIdentityAssociation, one pair
+//!   counted as one operation;
+//! - ListPodIdentityAssociations, pages of 100 through the 5,000, following
+//!   `nextToken`.
+//!
+//! Before the load it writes 4 KiB blocks with an fsync after each into a
+//! file beside the data dir (same file system), to know the disk's raw rate
+//! of durable single-stream writes; for the durable operations it reads the
+//! server's group-commit counters before and after, for the writes per flush.
+//!
+//! Settings through the environment: `LOAD_SECONDS` (per measurement, 5),
+//! `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
+//! (where the temp dir is made; the system temp dir by default),
+//! `LOAD_OUTPUT` (the JSON report, `target/load.json`).
+//! Traffic goes only to 127.0.0.1; the server is killed at the end.
+//!
+//! The load generator runs on the same cores as the server, so on a small
+//! machine the figures are those of server and clients together.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/load";
+/// The List cluster: as many associations as EKS allows in one cluster.
+const LIST_SIZE: usize = 5000;
+const PAGE: usize = 100;
+/// Associations for Describe and Update; each Update client owns a disjoint
+/// share of them, so it knows the current roleArn and can always change it.
+const HOT_SIZE: usize = 1024;
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The server process, killed when the bench ends or panics.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(data: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pod-identity-store"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server(child);
+    let base = line
+        .trim()
+        .strip_prefix("pod-identity-store listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
+        .to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    (server, base)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .max_idle_connections_per_host(1)
+        .build()
+}
+
+/// The group-commit counters: (flushes, writes flushed).
+fn commit_counters(base: &str) -> (u64, u64) {
+    let page = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let metric = |name: &str| {
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics")) as u64
+    };
+    (
+        metric("pod_identity_store_flushes_total"),
+        metric("pod_identity_store_writes_flushed_total"),
+    )
+}
+
+/// One client's view of one request: Ok(body) on 2xx, Err(what) otherwise.
+fn send(request: ureq::Request, body: Option<&str>) -> Result<String, String> {
+    let result = match body {
+        Some(b) => request
+            .set("Content-Type", "application/json")
+            .send_string(b),
+        None => request.call(),
+    };
+    match result {
+        // Reading the body to its end returns the connection to the agent's pool.
+        Ok(response) => {
+            let mut text = String::new();
+            response
+                .into_reader()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("reading the body: {e}"))?;
+            Ok(text)
+        }
+        Err(ureq::Error::Status(code, response)) => {
+            let kind = response.header("X-Amzn-ErrorType").unwrap_or("").to_owned();
+            let text = response.into_string().unwrap_or_default();
+            Err(format!("{code} {kind} {text}"))
+        }
+        Err(e) => Err(format!("transport: {e}")),
+    }
+}
+
+fn must(result: Result<String, String>) -> Value {
+    serde_json::from_str(&result.unwrap_or_else(|e| panic!("seeding failed: {e}"))).unwrap()
+}
+
+fn create_cluster(agent: &ureq::Agent, base: &str, name: &str) {
+    must(send(
+        agent.post(&format!("{base}/clusters")),
+        Some(&json!({"name": name, "roleArn": ROLE, "resourcesVpcConfig": {}}).to_string()),
+    ));
+}
+
+/// Creates `count` associations in `cluster` from `threads` concurrent
+/// clients; returns their IDs in creation order of their service accounts.
+fn seed(base: &str, cluster: &str, count: usize, threads: usize) -> Vec<String> {
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (base, cluster) = (base.to_owned(), cluster.to_owned());
+            std::thread::spawn(move || {
+                let agent = agent();
+                let url = format!("{base}/clusters/{cluster}/pod-identity-associations");
+                (t..count)
+                    .step_by(threads)
+                    .map(|i| {
+                        let body = json!({"namespace": "load", "serviceAccount": format!("sa-{i}"), "roleArn": format!("{ROLE}0")});
+                        let a = must(send(agent.post(&url), Some(&body.to_string())));
+                        (i, a["association"]["associationId"].as_str().unwrap().to_owned())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<(usize, String)> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    ids.sort();
+    ids.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Writes 4 KiB at increasing offsets into a new file in `dir`, with
+/// `sync_all` after each write, for `seconds`; returns fsyncs per second.
+/// This is the rate one durable writer gets from the disk; group commit is
+/// what lets the server's durable writes per second exceed it.
+fn fsync_rate(dir: &Path, seconds: f64) -> (u64, f64) {
+    let path = dir.join("fsync-probe");
+    let file = OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let block = [0x5au8; 4096];
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        file.write_all_at(&block, n * 4096).unwrap();
+        file.sync_all().unwrap();
+        n += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path).unwrap();
+    (n, n as f64 / elapsed)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Describe,
+    Update,
+    CreateDelete,
+    List,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Describe => "Describe",
+            Op::Update => "Update",
+            Op::CreateDelete => "Create+Delete",
+            Op::List => "List (page of 100)",
+        }
+    }
+
+    fn durable(self) -> bool {
+        matches!(self, Op::Update | Op::CreateDelete)
+    }
+}
+
+struct Shared {
+    base: String,
+    hot: Vec<String>,
+    /// The roleArn suffix (0 or 1) each hot association holds now.
+    roles: Vec<AtomicBool>,
+}
+
+/// What one client thread saw.
+#[derive(Default)]
+struct ClientResult {
+    latencies_ns: Vec<u64>,
+    errors: u64,
+    first_errors: Vec<String>,
+}
+
+impl ClientResult {
+    fn record(&mut self, started: Instant, outcome: Result<String, String>) -> Option<String> {
+        self.latencies_ns
+            .push(started.elapsed().as_nanos().min(u64::MAX as u128) as u64);
+        match outcome {
+            Ok(body) => Some(body),
+            Err(e) => {
+                self.errors += 1;
+                if self.first_errors.len() < 3 {
+                    self.first_errors.push(e);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// One client: runs `op` until `deadline`-long time has passed since the barrier.
+fn client(
+    op: Op,
+    c: usize,
+    clients: usize,
+    shared: &Shared,
+    barrier: &Barrier,
+    seconds: f64,
+) -> ClientResult {
+    let agent = agent();
+    let base = &shared.base;
+    // Open the keep-alive connection before the clock starts.
+    send(agent.get(&format!("{base}/healthz")), None).unwrap();
+    let mine: Vec<usize> = (c..shared.hot.len()).step_by(clients).collect();
+    let assoc_urls: Vec<String> = mine
+        .iter()
+        .map(|&i| {
+            format!(
+                "{base}/clusters/hot/pod-identity-associations/{}",
+                shared.hot[i]
+            )
+        })
+        .collect();
+    let churn_url = format!("{base}/clusters/churn/pod-identity-associations");
+    let list_url = format!("{base}/clusters/list/pod-identity-associations");
+    let page = PAGE.to_string();
+    let mut out = ClientResult::default();
+    let mut next_token: Option<String> = None;
+
+    barrier.wait();
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed().as_secs_f64() < seconds {
+        let k = n % mine.len();
+        n += 1;
+        let t0 = Instant::now();
+        match op {
+            Op::Describe => {
+                let r = send(agent.get(&assoc_urls[k]), None);
+                out.record(t0, r);
+            }
+            Op::Update => {
+                // This client alone updates association `mine[k]` during the
+                // measurement, so flipping the flag tracks its roleArn exactly.
+                let role = !shared.roles[mine[k]].fetch_xor(true, Ordering::Relaxed);
+                let body = json!({
+                    "roleArn": format!("{ROLE}{}", u8::from(role)),
+                    "clientRequestToken": format!("update-{clients}-{c}-{n}"),
+                })
+                .to_string();
+                let r = send(agent.post(&assoc_urls[k]), Some(&body));
+                out.record(t0, r);
+            }
+            Op::CreateDelete => {
+                let body = json!({
+                    "namespace": "churn",
+                    "serviceAccount": format!("sa-{clients}-{c}-{n}"),
+                    "roleArn": format!("{ROLE}0"),
+                    "clientRequestToken": format!("create-{clients}-{c}-{n}"),
+                })
+                .to_string();
+                let created = send(agent.post(&churn_url), Some(&body));
+                let id = created.as_ref().ok().and_then(|b| {
+                    serde_json::from_str::<Value>(b).ok()?["association"]["associationId"]
+                        .as_str()
+                        .map(str::to_owned)
+                });
+                let r = match id {
+                    Some(id) => send(agent.delete(&format!("{churn_url}/{id}")), None),
+                    None => created.and(Err("create answered without an associationId".into())),
+                };
+                out.record(t0, r);
+            }
+            Op::List => {
+                let mut request = agent.get(&list_url).query("maxResults", &page);
+                if let Some(token) = &next_token {
+                    request = request.query("nextToken", token);
+                }
+                let r = send(request, None);
+                next_token = out.record(t0, r).and_then(|b| {
+                    serde_json::from_str::<Value>(&b).ok()?["nextToken"]
+                        .as_str()
+                        .map(str::to_owned)
+                });
+            }
+        }
+    }
+    out
+}
+
+fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    // Nearest rank: the smallest latency with at least p of them at or below it.
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1e6
+}
+
+struct Measurement {
+    op: Op,
+    concurrency: usize,
+    requests: u64,
+    seconds: f64,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+    errors: u64,
+    first_errors: Vec<String>,
+    /// Durable operations: (flushes, writes flushed) during the measurement.
+    commits: Option<(u64, u64)>,
+}
+
+fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measurement {
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let before = commit_counters(&shared.base);
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let (shared, barrier) = (shared.clone(), barrier.clone());
+            std::thread::spawn(move || client(op, c, clients, &shared, &barrier, seconds))
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let results: Vec<ClientResult> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = commit_counters(&shared.base);
+
+    let mut all: Vec<u64> = results
+        .iter()
+        .flat_map(|r| r.latencies_ns.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let requests = all.len() as u64;
+    Measurement {
+        op,
+        concurrency: clients,
+        requests,
+        seconds: elapsed,
+        rps: requests as f64 / elapsed,
+        p50_ms: percentile_ms(&all, 0.50),
+        p99_ms: percentile_ms(&all, 0.99),
+        p999_ms: percentile_ms(&all, 0.999),
+        max_ms: all.last().map_or(0.0, |&ns| ns as f64 / 1e6),
+        errors: results.iter().map(|r| r.errors).sum(),
+        first_errors: results
+            .into_iter()
+            .flat_map(|r| r.first_errors)
+            .take(5)
+            .collect(),
+        commits: op
+            .durable()
+            .then(|| (after.0 - before.0, after.1 - before.1)),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and `cargo test --benches` probes
+    }
+    let seconds = setting("LOAD_SECONDS", 5) as f64;
+    let fsync_seconds = setting("LOAD_FSYNC_SECONDS", 2) as f64;
+    let concurrencies: Vec<usize> = std::env::var("LOAD_CONCURRENCY")
+        .unwrap_or_else(|_| "1,16,64".into())
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse()
+                .expect("LOAD_CONCURRENCY: a comma-separated list of numbers")
+        })
+        .collect();
+    let output = std::env::var("LOAD_OUTPUT").unwrap_or_else(|_| "target/load.json".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let dir = match std::env::var_os("LOAD_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    let data = dir.path().join("data");
+
+    println!(
+        "load: {seconds} s per measurement, concurrency {concurrencies:?}, {cores} cores, data in {}",
+        dir.path().display()
+    );
+    // Measured before the server starts, so nothing else writes to the disk
+    // from this run; the probe file sits beside the data dir.
+    let (fsyncs, fsyncs_per_s) = fsync_rate(dir.path(), fsync_seconds);
+    println!("disk: {fsyncs_per_s:.0} fsyncs/s (4 KiB write + fsync, {fsyncs} in {fsync_seconds} s, one stream)");
+
+    let started_at = Instant::now();
+    let (server, base) = start_server(&data);
+    let ready_s = started_at.elapsed().as_secs_f64();
+    let setup = agent();
+    for cluster in ["list", "hot", "churn"] {
+        create_cluster(&setup, &base, cluster);
+    }
+    let seeding = Instant::now();
+    let listed = seed(&base, "list", LIST_SIZE, 16);
+    let hot = seed(&base, "hot", HOT_SIZE, 16);
+    let seed_s = seeding.elapsed().as_secs_f64();
+    println!(
+        "seeded {} + {} associations in {seed_s:.1} s ({:.0}/s, 16 clients)",
+        listed.len(),
+        hot.len(),
+        (listed.len() + hot.len()) as f64 / seed_s
+    );
+    let shared = Arc::new(Shared {
+        base: base.clone(),
+        roles: hot.iter().map(|_| AtomicBool::new(false)).collect(),
+        hot,
+    });
+
+    let mut results = Vec::new();
+    println!();
+    println!(
+        "{:<19} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>11}",
+        "operation",
+        "conc",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "wr/flush",
+        "wr/s÷fsync/s"
+    );
+    for op in [Op::Describe, Op::Update, Op::CreateDelete, Op::List] {
+        for &clients in &concurrencies {
+            let m = measure(op, clients, &shared, seconds);
+            let (per_flush, per_fsync) = match m.commits {
+                Some((flushes, writes)) => (
+                    format!("{:.2}", writes as f64 / flushes.max(1) as f64),
+                    format!("{:.2}", writes as f64 / m.seconds / fsyncs_per_s),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            println!(
+                "{:<19} {:>5} {:>9} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>8} {:>11}",
+                m.op.name(),
+                m.concurrency,
+                m.requests,
+                m.rps,
+                m.p50_ms,
+                m.p99_ms,
+                m.p999_ms,
+                m.errors,
+                per_flush,
+                per_fsync
+            );
+            for e in &m.first_errors {
+                println!("    error: {e}");
+            }
+            std::io::stdout().flush().unwrap();
+            results.push(m);
+        }
+    }
+    drop(server);
+
+    let errors: u64 = results.iter().map(|m| m.errors).sum();
+    println!();
+    println!("wr/flush: writes made durable per group commit (server counters); wr/s÷fsync/s: those writes per second over the disk's single-stream fsyncs per second.");
+    println!("Create+Delete is two writes per operation. errors: {errors} (any non-2xx or transport error).");
+
+    let report = json!({
+        "bench": "load",
+        "date_utc": time::OffsetDateTime::now_utc().date().to_string(),
+        "unix_time": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "git_commit": Command::new("git").args(["rev-parse", "HEAD"]).output().ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()),
+        "cores": cores,
+        "settings": {
+            "seconds_per_measurement": seconds,
+            "concurrency": concurrencies,
+            "fsync_probe_seconds": fsync_seconds,
+            "list_cluster_associations": LIST_SIZE,
+            "list_page_size": PAGE,
+            "hot_associations": HOT_SIZE,
+            "data_dir_parent": dir.path().parent().map(|p| p.display().to_string()),
+        },
+        "disk": { "fsyncs": fsyncs, "fsyncs_per_second": fsyncs_per_s, "block_bytes": 4096 },
+        "server": { "ready_seconds": ready_s, "seed_seconds": seed_s },
+        "errors_total": errors,
+        "measurements": results.iter().map(|m| {
+            let commits = m.commits.map(|(flushes, writes)| json!({
+                "flushes": flushes,
+                "writes_flushed": writes,
+                "writes_per_flush": writes as f64 / flushes.max(1) as f64,
+                "durable_writes_per_second": writes as f64 / m.seconds,
+                "durable_writes_per_second_per_fsync_per_second": writes as f64 / m.seconds / fsyncs_per_s,
+                "operations_per_second_per_fsync_per_second": m.rps / fsyncs_per_s,
+            }));
+            json!({
+                "operation": m.op.name(),
+                "concurrency": m.concurrency,
+                "requests": m.requests,
+                "seconds": m.seconds,
+                "requests_per_second": m.rps,
+                "requests_per_second_per_core": m.rps / cores.max(1) as f64,
+                "latency_ms": { "p50": m.p50_ms, "p99": m.p99_ms, "p99_9": m.p999_ms, "max": m.max_ms },
+                "errors": m.errors,
+                "first_errors": m.first_errors,
+                "group_commit": commits,
+            })
+        }).collect::<Vec<_>>(),
+    });
+    if let Some(parent) = Path::new(&output).parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&output, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("JSON report: {output}");
+    assert_eq!(errors, 0, "the load saw errors; see above");
+}
