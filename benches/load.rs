@@ -1,7 +1,7 @@
 //! Load: throughput and latency of the four hot operations at concurrency 1,
 //! 16 and 64, next to the disk's own fsync rate measured in the same run.
 //!
-//! Run: `cargo bench --bench load` (about 90 s with the defaults). It starts
+//! Run: `cargo bench --bench load` (about 80 s with the defaults). It starts
 //! the release server on a fresh temp data dir, seeds a cluster of 5,000
 //! associations for List and a set of associations to Describe and Update,
 //! then runs, for each operation and concurrency, one thread per client, each
@@ -15,10 +15,12 @@
 //! - ListPodIdentityAssociations, pages of 100 through the 5,000, following
 //!   `nextToken`.
 //!
-//! Before the load it writes 4 KiB blocks with an fsync after each into a
-//! file beside the data dir (same file system), to know the disk's raw rate
-//! of durable single-stream writes; for the durable operations it reads the
-//! server's group-commit counters before and after, for the writes per flush.
+//! Before and after the load it writes 4 KiB blocks with an fsync after each
+//! into a file beside the data dir (same file system), to know the disk's raw
+//! rate of durable single-stream writes; for the durable operations it reads
+//! the server's group-commit counters before and after, for the writes per
+//! flush. It also reads the server's CPU time from /proc, since the clients
+//! share its cores: requests per server CPU second are the figure per core.
 //!
 //! Settings through the environment: `LOAD_SECONDS` (per measurement, 5),
 //! `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
@@ -30,7 +32,7 @@
 //! machine the figures are those of server and clients together.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -38,6 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
@@ -110,6 +113,46 @@ fn commit_counters(base: &str) -> (u64, u64) {
         metric("pod_identity_store_flushes_total"),
         metric("pod_identity_store_writes_flushed_total"),
     )
+}
+
+/// CPU time used so far: (the server process's, in clock ticks; the whole
+/// machine's busy and total ticks), from /proc. The clients run on the same
+/// cores, so the server's share says how much of the machine it got, and
+/// requests per server CPU second are the figure per core.
+fn cpu_ticks(pid: u32) -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3;
+    // utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let server = fields.iter().sum();
+    let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = machine
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = cpu.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th numbers.
+    let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+    (server, total - idle, total)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// One client's view of one request: Ok(body) on 2xx, Err(what) otherwise.
@@ -227,8 +270,28 @@ impl Op {
     }
 }
 
+/// The members the clients need from an answer; serde skips the rest
+/// without building it, so the load generator spends little CPU on a page.
+#[derive(Deserialize)]
+struct ListPage {
+    #[serde(rename = "nextToken")]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    association: CreatedAssociation,
+}
+
+#[derive(Deserialize)]
+struct CreatedAssociation {
+    #[serde(rename = "associationId")]
+    association_id: String,
+}
+
 struct Shared {
     base: String,
+    server_pid: u32,
     hot: Vec<String>,
     /// The roleArn suffix (0 or 1) each hot association holds now.
     roles: Vec<AtomicBool>,
@@ -322,9 +385,9 @@ fn client(
                 .to_string();
                 let created = send(agent.post(&churn_url), Some(&body));
                 let id = created.as_ref().ok().and_then(|b| {
-                    serde_json::from_str::<Value>(b).ok()?["association"]["associationId"]
-                        .as_str()
-                        .map(str::to_owned)
+                    serde_json::from_str::<Created>(b)
+                        .ok()
+                        .map(|c| c.association.association_id)
                 });
                 let r = match id {
                     Some(id) => send(agent.delete(&format!("{churn_url}/{id}")), None),
@@ -338,11 +401,9 @@ fn client(
                     request = request.query("nextToken", token);
                 }
                 let r = send(request, None);
-                next_token = out.record(t0, r).and_then(|b| {
-                    serde_json::from_str::<Value>(&b).ok()?["nextToken"]
-                        .as_str()
-                        .map(str::to_owned)
-                });
+                next_token = out
+                    .record(t0, r)
+                    .and_then(|b| serde_json::from_str::<ListPage>(&b).ok()?.next_token);
             }
         }
     }
@@ -372,6 +433,10 @@ struct Measurement {
     first_errors: Vec<String>,
     /// Durable operations: (flushes, writes flushed) during the measurement.
     commits: Option<(u64, u64)>,
+    /// CPU seconds the server used during the measurement.
+    server_cpu_s: f64,
+    /// Share of all cores' time that was busy (server, clients and anything else).
+    machine_busy: f64,
 }
 
 fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measurement {
@@ -385,8 +450,10 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
         .collect();
     barrier.wait();
     let started = Instant::now();
+    let cpu_before = cpu_ticks(shared.server_pid);
     let results: Vec<ClientResult> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_ticks(shared.server_pid);
     let after = commit_counters(&shared.base);
 
     let mut all: Vec<u64> = results
@@ -414,7 +481,59 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
         commits: op
             .durable()
             .then(|| (after.0 - before.0, after.1 - before.1)),
+        server_cpu_s: (cpu_after.0 - cpu_before.0) as f64 / clock_ticks_per_second(),
+        machine_busy: (cpu_after.1 - cpu_before.1) as f64
+            / (cpu_after.2 - cpu_before.2).max(1) as f64,
     }
+}
+
+fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
+    println!();
+    println!(
+        "{:<19} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>12} {:>9} {:>11} {:>6}",
+        "operation",
+        "conc",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "wr/flush",
+        "wr/s÷fsync/s",
+        "srv cores",
+        "req/srv-cpu-s",
+        "busy"
+    );
+    for m in results {
+        let (per_flush, per_fsync) = match m.commits {
+            Some((flushes, writes)) => (
+                format!("{:.2}", writes as f64 / flushes.max(1) as f64),
+                format!("{:.2}", writes as f64 / m.seconds / fsyncs_per_s),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{:<19} {:>5} {:>9} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>8} {:>12} {:>9.2} {:>11.0} {:>5.0}%",
+            m.op.name(),
+            m.concurrency,
+            m.requests,
+            m.rps,
+            m.p50_ms,
+            m.p99_ms,
+            m.p999_ms,
+            m.errors,
+            per_flush,
+            per_fsync,
+            m.server_cpu_s / m.seconds,
+            m.requests as f64 / m.server_cpu_s.max(1e-9),
+            m.machine_busy * 100.0
+        );
+        for e in &m.first_errors {
+            println!("    error: {e}");
+        }
+    }
+    println!();
 }
 
 fn main() {
@@ -446,11 +565,12 @@ fn main() {
     );
     // Measured before the server starts, so nothing else writes to the disk
     // from this run; the probe file sits beside the data dir.
-    let (fsyncs, fsyncs_per_s) = fsync_rate(dir.path(), fsync_seconds);
-    println!("disk: {fsyncs_per_s:.0} fsyncs/s (4 KiB write + fsync, {fsyncs} in {fsync_seconds} s, one stream)");
+    let (fsyncs, fsyncs_before) = fsync_rate(dir.path(), fsync_seconds);
+    println!("disk: {fsyncs_before:.0} fsyncs/s before the load (4 KiB write + fsync, {fsyncs} in {fsync_seconds} s, one stream)");
 
     let started_at = Instant::now();
     let (server, base) = start_server(&data);
+    let server_pid = server.0.id();
     let ready_s = started_at.elapsed().as_secs_f64();
     let setup = agent();
     for cluster in ["list", "hot", "churn"] {
@@ -468,60 +588,40 @@ fn main() {
     );
     let shared = Arc::new(Shared {
         base: base.clone(),
+        server_pid,
         roles: hot.iter().map(|_| AtomicBool::new(false)).collect(),
         hot,
     });
 
     let mut results = Vec::new();
-    println!();
-    println!(
-        "{:<19} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>11}",
-        "operation",
-        "conc",
-        "requests",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "errors",
-        "wr/flush",
-        "wr/s÷fsync/s"
-    );
     for op in [Op::Describe, Op::Update, Op::CreateDelete, Op::List] {
         for &clients in &concurrencies {
             let m = measure(op, clients, &shared, seconds);
-            let (per_flush, per_fsync) = match m.commits {
-                Some((flushes, writes)) => (
-                    format!("{:.2}", writes as f64 / flushes.max(1) as f64),
-                    format!("{:.2}", writes as f64 / m.seconds / fsyncs_per_s),
-                ),
-                None => ("-".into(), "-".into()),
-            };
-            println!(
-                "{:<19} {:>5} {:>9} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>8} {:>11}",
+            eprintln!(
+                "  {} at concurrency {}: {:.0}/s, {} errors",
                 m.op.name(),
                 m.concurrency,
-                m.requests,
                 m.rps,
-                m.p50_ms,
-                m.p99_ms,
-                m.p999_ms,
-                m.errors,
-                per_flush,
-                per_fsync
+                m.errors
             );
             for e in &m.first_errors {
-                println!("    error: {e}");
+                eprintln!("    error: {e}");
             }
-            std::io::stdout().flush().unwrap();
             results.push(m);
         }
     }
     drop(server);
+    // Measured again after the load: on a shared machine one probe can land
+    // in another process's burst of writes. The ratios use the better of
+    // the two, the rate a single durable writer could have had.
+    let (fsyncs_again, fsyncs_after) = fsync_rate(dir.path(), fsync_seconds);
+    let fsyncs_per_s = fsyncs_before.max(fsyncs_after);
+    println!("disk: {fsyncs_after:.0} fsyncs/s after the load ({fsyncs_again} in {fsync_seconds} s); ratios below use {fsyncs_per_s:.0}/s");
 
     let errors: u64 = results.iter().map(|m| m.errors).sum();
-    println!();
+    print_table(&results, fsyncs_per_s);
     println!("wr/flush: writes made durable per group commit (server counters); wr/s÷fsync/s: those writes per second over the disk's single-stream fsyncs per second.");
+    println!("srv cores: the server's CPU seconds per second (the clients share the same cores); req/srv-cpu-s: requests per second of server CPU; busy: all cores, everything on the machine.");
     println!("Create+Delete is two writes per operation. errors: {errors} (any non-2xx or transport error).");
 
     let report = json!({
@@ -541,7 +641,14 @@ fn main() {
             "hot_associations": HOT_SIZE,
             "data_dir_parent": dir.path().parent().map(|p| p.display().to_string()),
         },
-        "disk": { "fsyncs": fsyncs, "fsyncs_per_second": fsyncs_per_s, "block_bytes": 4096 },
+        "disk": {
+            "block_bytes": 4096,
+            "fsyncs_per_second_before_load": fsyncs_before,
+            "fsyncs_before_load": fsyncs,
+            "fsyncs_per_second_after_load": fsyncs_after,
+            "fsyncs_after_load": fsyncs_again,
+            "fsyncs_per_second": fsyncs_per_s,
+        },
         "server": { "ready_seconds": ready_s, "seed_seconds": seed_s },
         "errors_total": errors,
         "measurements": results.iter().map(|m| {
@@ -564,6 +671,10 @@ fn main() {
                 "errors": m.errors,
                 "first_errors": m.first_errors,
                 "group_commit": commits,
+                "server_cpu_seconds": m.server_cpu_s,
+                "server_cores_used": m.server_cpu_s / m.seconds,
+                "requests_per_server_cpu_second": m.requests as f64 / m.server_cpu_s.max(1e-9),
+                "machine_busy_share": m.machine_busy,
             })
         }).collect::<Vec<_>>(),
     });
