@@ -631,6 +631,10 @@ fn main() {
         "git_commit": Command::new("git").args(["rev-parse", "HEAD"]).output().ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()),
+        // Uncommitted changes (to the server or to this bench) make the commit alone misleading.
+        "git_dirty": Command::new("git").args(["status", "--porcelain", "--untracked-files=no"]).output().ok()
+            .filter(|o| o.status.success())
+            .map(|o| !o.stdout.is_empty()),
         "cores": cores,
         "settings": {
             "seconds_per_measurement": seconds,
