@@ -15,11 +15,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::files::DataFiles;
+use super::files::{write_witness, DataFiles};
 use super::StoreError;
 
 #[derive(Debug, Clone, Default)]
@@ -64,6 +64,7 @@ impl GroupCommit {
     /// Starts the flusher thread for `db`, whose data file lives in `dir`.
     pub fn start(
         db: sled::Db,
+        meta: sled::Tree,
         dir: &Path,
     ) -> Result<(Arc<GroupCommit>, JoinHandle<()>), StoreError> {
         let files = DataFiles::open(dir)
@@ -78,7 +79,7 @@ impl GroupCommit {
         let flusher = Arc::clone(&commit);
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || flusher.run(&db, files))
+            .spawn(move || flusher.run(&db, &meta, files))
             .map_err(|e| StoreError::io("start the group-commit thread", dir, e))?;
         Ok((commit, handle))
     }
@@ -150,7 +151,8 @@ impl GroupCommit {
         self.wake.notify_one();
     }
 
-    fn run(&self, db: &sled::Db, mut files: DataFiles) {
+    fn run(&self, db: &sled::Db, meta: &sled::Tree, mut files: DataFiles) {
+        let mut witnessed = Instant::now();
         loop {
             let stop = {
                 let mut requests = self.requests.lock().expect("group-commit lock poisoned");
@@ -164,6 +166,7 @@ impl GroupCommit {
             };
             // Read before flushing: every write counted here is covered.
             let target = self.written.load(Ordering::SeqCst);
+            let commit_seq = super::commit_seq(meta);
             let previous = self.durable.borrow().upto;
             let started = Instant::now();
             let result = db
@@ -186,6 +189,18 @@ impl GroupCommit {
                         started.elapsed()
                     );
                     self.durable.send_modify(|d| d.upto = d.upto.max(target));
+                    // After the writers are released: the witness costs them nothing.
+                    if witnessed.elapsed() >= Duration::from_secs(1) {
+                        witnessed = Instant::now();
+                        match commit_seq {
+                            Ok(seq) => {
+                                if let Err(e) = write_witness(&files.dir, seq) {
+                                    log::warn!("could not record the durable write count: {e}");
+                                }
+                            }
+                            Err(e) => log::warn!("could not read the write count: {e}"),
+                        }
+                    }
                 }
                 Err(e) => {
                     log::error!(

@@ -13,6 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub struct DataFiles {
+    pub dir: PathBuf,
     data_file: File,
     blobs: PathBuf,
     /// Blob files already fsynced. sled never rewrites a blob file: it
@@ -23,6 +24,7 @@ pub struct DataFiles {
 impl DataFiles {
     pub fn open(dir: &Path) -> io::Result<DataFiles> {
         Ok(DataFiles {
+            dir: dir.to_owned(),
             data_file: File::open(dir.join("db"))?,
             blobs: dir.join("blobs"),
             synced_blobs: HashSet::new(),
@@ -62,9 +64,51 @@ impl DataFiles {
     }
 }
 
+/// The witness of durable writes: a file beside sled's that says how many
+/// write transactions were on disk at some moment (`keys::META_COMMIT_SEQ`
+/// counts them inside sled).
+///
+/// sled recovers from a torn log by dropping its damaged end, so a data file
+/// cut short in the middle opens as an older store and would be served as if
+/// nothing were lost. The witness is written only after a flush and fsync
+/// that covered the count it names (at most once a second, and at a clean
+/// stop), so a store that opens with a smaller count lost acknowledged writes.
+pub const WITNESS_FILE: &str = "durable-writes";
+
+pub fn read_witness(dir: &Path) -> io::Result<Option<u64>> {
+    match std::fs::read_to_string(dir.join(WITNESS_FILE)) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{WITNESS_FILE} is not a number"),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces the witness atomically (write, fsync, rename, fsync the directory).
+pub fn write_witness(dir: &Path, durable_writes: u64) -> io::Result<()> {
+    let temporary = dir.join(format!("{WITNESS_FILE}.new"));
+    std::fs::write(&temporary, format!("{durable_writes}\n"))?;
+    File::open(&temporary)?.sync_all()?;
+    std::fs::rename(&temporary, dir.join(WITNESS_FILE))?;
+    File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_witness_round_trips_and_is_absent_until_written() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_witness(dir.path()).unwrap(), None);
+        write_witness(dir.path(), 42).unwrap();
+        write_witness(dir.path(), 43).unwrap();
+        assert_eq!(read_witness(dir.path()).unwrap(), Some(43));
+    }
 
     #[test]
     fn sync_covers_the_data_file_and_every_blob_file_once() {

@@ -227,6 +227,40 @@ fn read_identity(meta: &sled::Tree, dir: &Path) -> Result<Identity, StoreError> 
     }
 }
 
+/// How many write transactions the store has committed.
+fn commit_seq(meta: &sled::Tree) -> Result<u64, StoreError> {
+    match meta.get(keys::META_COMMIT_SEQ)? {
+        None => Ok(0),
+        Some(bytes) => Ok(u64::from_be_bytes(bytes.as_ref().try_into().map_err(
+            |_| {
+                StoreError::Corrupt(format!(
+                    "the write count is {} bytes long instead of 8",
+                    bytes.len()
+                ))
+            },
+        )?)),
+    }
+}
+
+/// Refuses a store that holds fewer writes than were once on disk: its data
+/// file lost its end (see `files::WITNESS_FILE`).
+fn check_witness(meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    let witnessed = files::read_witness(dir)
+        .map_err(|e| StoreError::io("read the durable write count", dir, e))?;
+    let held = commit_seq(meta)?;
+    match witnessed {
+        Some(witnessed) if held < witnessed => Err(StoreError::Damaged {
+            dir: dir.to_owned(),
+            detail: format!(
+                "its data file holds {held} writes, but {witnessed} were on disk before (was it truncated or \
+                 replaced by an older copy?); restore the data directory from a backup, or move it away to \
+                 start with an empty store"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
     if let Some(bytes) = meta.get(keys::META_PAGE_TOKEN_SECRET)? {
         return bytes.as_ref().try_into().map_err(|_| {
@@ -256,10 +290,11 @@ impl Store {
         let db = open_db(dir)?;
         let trees = Trees::open(&db)?;
         check_identity(&db, &trees.meta, dir)?;
+        check_witness(&trees.meta, dir)?;
         migrate::run_pending(&db, &trees, dir)?;
         let page_token_secret = page_token_secret(&trees.meta)?;
         sync_now(&db, dir)?;
-        let (commit, flusher) = GroupCommit::start(db.clone(), dir)?;
+        let (commit, flusher) = GroupCommit::start(db.clone(), trees.meta.clone(), dir)?;
         let inner = Inner {
             dir: dir.to_owned(),
             db,
@@ -311,7 +346,10 @@ impl Store {
                 .join()
                 .map_err(|_| StoreError::Internal("the group-commit thread panicked".into()))?;
         }
-        sync_now(&self.inner.db, &self.inner.dir)
+        sync_now(&self.inner.db, &self.inner.dir)?;
+        let seq = commit_seq(&self.inner.trees.meta)?;
+        files::write_witness(&self.inner.dir, seq)
+            .map_err(|e| StoreError::io("record the durable write count", &self.inner.dir, e))
     }
 
     /// Runs a read off the async executor: sled calls can block on disk.
@@ -355,15 +393,29 @@ impl Inner {
         // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
         let _writing = self.writers.read().unwrap_or_else(PoisonError::into_inner);
         let t = &self.trees;
-        (&t.clusters, &t.associations, &t.index, &t.tokens, &t.expiry)
-            .transaction(|(clusters, associations, index, tokens, expiry)| {
-                f(&Tx {
+        (
+            &t.meta,
+            &t.clusters,
+            &t.associations,
+            &t.index,
+            &t.tokens,
+            &t.expiry,
+        )
+            .transaction(|(meta, clusters, associations, index, tokens, expiry)| {
+                let value = f(&Tx {
                     clusters,
                     associations,
                     index,
                     tokens,
                     expiry,
-                })
+                })?;
+                // Counted with the writes themselves (see `files::WITNESS_FILE`).
+                let seq = match meta.get(keys::META_COMMIT_SEQ)? {
+                    Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().unwrap_or([0; 8])),
+                    None => 0,
+                };
+                meta.insert(keys::META_COMMIT_SEQ, &(seq + 1).to_be_bytes())?;
+                Ok(value)
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,

@@ -99,3 +99,40 @@ fn a_second_server_on_the_same_data_dir_is_refused_in_one_line() {
         "in use by another process",
     );
 }
+
+/// Cuts the data file to half its length, as a failed copy or a full disk might.
+fn cut_data_file_in_half(data_dir: &Path) {
+    let db = std::fs::OpenOptions::new()
+        .write(true)
+        .open(data_dir.join("db"))
+        .unwrap();
+    let len = db.metadata().unwrap().len();
+    db.set_len(len / 2).unwrap();
+}
+
+fn store_with_writes(app: &TestApp) {
+    for i in 0..30 {
+        app.given_cluster(&format!("c{i}"));
+    }
+}
+
+#[test]
+fn a_data_file_cut_short_after_a_clean_stop_is_refused() {
+    let mut app = TestApp::spawn();
+    store_with_writes(&app);
+    app.stop();
+    cut_data_file_in_half(&app.data_dir);
+    assert_refused(&serve(&app.data_dir, "127.0.0.1:0"), "were on disk before");
+}
+
+#[test]
+fn a_data_file_cut_short_after_a_crash_is_refused() {
+    let mut app = TestApp::spawn();
+    store_with_writes(&app);
+    // The durable write count is recorded at most once a second, after a flush.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    app.given_cluster("late");
+    app.kill();
+    cut_data_file_in_half(&app.data_dir);
+    assert_refused(&serve(&app.data_dir, "127.0.0.1:0"), "were on disk before");
+}
