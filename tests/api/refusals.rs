@@ -100,39 +100,47 @@ fn a_second_server_on_the_same_data_dir_is_refused_in_one_line() {
     );
 }
 
-/// Cuts the data file to half its length, as a failed copy or a full disk might.
-fn cut_data_file_in_half(data_dir: &Path) {
+/// Cuts the data file back to `len`, as a failed copy or a restore of an
+/// older file might.
+fn cut_data_file(data_dir: &Path, len: u64) {
     let db = std::fs::OpenOptions::new()
         .write(true)
         .open(data_dir.join("db"))
         .unwrap();
-    let len = db.metadata().unwrap().len();
-    db.set_len(len / 2).unwrap();
+    db.set_len(len).unwrap();
 }
 
-fn store_with_writes(app: &TestApp) {
-    for i in 0..30 {
+/// Makes 30 acknowledged writes and returns the data file's length after the
+/// first 5: cut back to it, the file holds at most those (sled appends to its
+/// log, and 30 small writes do not make it clean and reuse a segment).
+fn store_with_writes(app: &TestApp) -> u64 {
+    for i in 0..5 {
         app.given_cluster(&format!("c{i}"));
     }
+    let early = std::fs::metadata(app.data_dir.join("db")).unwrap().len();
+    for i in 5..30 {
+        app.given_cluster(&format!("c{i}"));
+    }
+    early
 }
 
 #[test]
 fn a_data_file_cut_short_after_a_clean_stop_is_refused() {
     let mut app = TestApp::spawn();
-    store_with_writes(&app);
+    let early = store_with_writes(&app);
     app.stop();
-    cut_data_file_in_half(&app.data_dir);
+    cut_data_file(&app.data_dir, early);
     assert_refused(&serve(&app.data_dir, "127.0.0.1:0"), "were on disk before");
 }
 
 #[test]
 fn a_data_file_cut_short_after_a_crash_is_refused() {
     let mut app = TestApp::spawn();
-    store_with_writes(&app);
+    let early = store_with_writes(&app);
     // The durable write count is recorded at most once a second, after a flush.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     app.given_cluster("late");
     app.kill();
-    cut_data_file_in_half(&app.data_dir);
+    cut_data_file(&app.data_dir, early);
     assert_refused(&serve(&app.data_dir, "127.0.0.1:0"), "were on disk before");
 }
