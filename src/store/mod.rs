@@ -229,17 +229,19 @@ fn read_identity(meta: &sled::Tree, dir: &Path) -> Result<Identity, StoreError> 
 
 /// How many write transactions the store has committed.
 fn commit_seq(meta: &sled::Tree) -> Result<u64, StoreError> {
-    match meta.get(keys::META_COMMIT_SEQ)? {
-        None => Ok(0),
-        Some(bytes) => Ok(u64::from_be_bytes(bytes.as_ref().try_into().map_err(
-            |_| {
-                StoreError::Corrupt(format!(
-                    "the write count is {} bytes long instead of 8",
-                    bytes.len()
-                ))
-            },
-        )?)),
-    }
+    decode_commit_seq(meta.get(keys::META_COMMIT_SEQ)?.as_deref())
+}
+
+/// The stored write count: absent is 0; anything but 8 bytes is damage.
+fn decode_commit_seq(bytes: Option<&[u8]>) -> Result<u64, StoreError> {
+    let Some(bytes) = bytes else { return Ok(0) };
+    let bytes: [u8; 8] = bytes.try_into().map_err(|_| {
+        StoreError::Corrupt(format!(
+            "the write count is {} bytes long instead of 8",
+            bytes.len()
+        ))
+    })?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 /// Refuses a store that holds fewer writes than were once on disk: its data
@@ -410,10 +412,8 @@ impl Inner {
                     expiry,
                 })?;
                 // Counted with the writes themselves (see `files::WITNESS_FILE`).
-                let seq = match meta.get(keys::META_COMMIT_SEQ)? {
-                    Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().unwrap_or([0; 8])),
-                    None => 0,
-                };
+                let seq = decode_commit_seq(meta.get(keys::META_COMMIT_SEQ)?.as_deref())
+                    .map_err(abort)?;
                 meta.insert(keys::META_COMMIT_SEQ, &(seq + 1).to_be_bytes())?;
                 Ok(value)
             })
