@@ -749,52 +749,10 @@ pub struct StoredCounts {
     pub token_expiry: usize,
 }
 
-/// The store in `data_dir`, opened with sled by the test itself (to read it
-/// or damage it; no server may hold it).
-///
-/// Dropping a sled handle does not release sled's file lock at once: its
-/// background threads close the file a moment later. Dropping this handle
-/// waits until the lock is free, so that a server started next never finds
-/// its store "in use" by the test.
-pub struct DirectStore {
-    db: Option<sled::Db>,
-    lock_file: PathBuf,
-}
-
-pub fn open_directly(data_dir: &Path) -> DirectStore {
-    DirectStore {
-        db: Some(sled::open(data_dir).expect("the store opens")),
-        lock_file: data_dir.join("db"),
-    }
-}
-
-impl Deref for DirectStore {
-    type Target = sled::Db;
-
-    fn deref(&self) -> &sled::Db {
-        self.db.as_ref().expect("open until dropped")
-    }
-}
-
-impl Drop for DirectStore {
-    fn drop(&mut self) {
-        drop(self.db.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let free = File::open(&self.lock_file)
-                .is_ok_and(|f| f.try_lock().is_ok_and(|()| f.unlock().is_ok()));
-            if free {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
 /// Counts the records of the store in `data_dir` (no server may hold it).
 pub fn stored_counts(data_dir: &Path) -> StoredCounts {
     use pod_identity_store::store::keys;
-    let db = open_directly(data_dir);
+    let db = sled::open(data_dir).expect("the store opens");
     let count = |tree: &str| db.open_tree(tree).expect("tree").len();
     StoredCounts {
         clusters: count(keys::TREE_CLUSTERS),

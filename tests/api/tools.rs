@@ -80,7 +80,7 @@ fn problems(exit: &Exit) -> Vec<&str> {
 /// files (its snapshot, the end of its log) whenever it opens a store, also
 /// when nothing is written.
 fn entries(data_dir: &Path) -> BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> {
-    let db = crate::helpers::open_directly(data_dir);
+    let db = sled::open(data_dir).expect("the store opens");
     let mut found = BTreeMap::new();
     for name in db.tree_names() {
         for entry in db.open_tree(&name).unwrap().iter() {
@@ -201,7 +201,7 @@ fn check_names_an_association_that_lost_its_index_entry() {
     let a = app.given_association("c1", "default", "app", &role("app"));
     app.stop();
     {
-        let db = crate::helpers::open_directly(&app.data_dir);
+        let db = sled::open(&app.data_dir).unwrap();
         let index = db.open_tree(keys::TREE_ASSOCIATION_INDEX).unwrap();
         assert!(index.remove(b"c1\0default\0app").unwrap().is_some());
         db.flush().unwrap();
@@ -247,7 +247,7 @@ fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
         create_token: None,
     };
     {
-        let db = crate::helpers::open_directly(&app.data_dir);
+        let db = sled::open(&app.data_dir).unwrap();
         let associations = db.open_tree(keys::TREE_ASSOCIATIONS).unwrap();
         let index = db.open_tree(keys::TREE_ASSOCIATION_INDEX).unwrap();
         // An association whose cluster does not exist (with its index entry).
@@ -314,7 +314,7 @@ fn check_names_a_cluster_whose_count_disagrees_with_its_associations() {
     app.stop();
     {
         // Removing an association and its index entry but not the count.
-        let db = crate::helpers::open_directly(&app.data_dir);
+        let db = sled::open(&app.data_dir).unwrap();
         let key = keys::association(
             &ClusterName::parse("name", "c1").unwrap(),
             &AssociationId::parse(s(&a, "associationId")).unwrap(),
