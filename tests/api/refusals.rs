@@ -140,6 +140,18 @@ fn a_data_file_cut_short_after_a_crash_is_refused() {
     // The durable write count is recorded at most once a second, after a flush.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     app.given_cluster("late");
+    // The count is recorded just after the writers are answered: wait for it.
+    let witness = app.data_dir.join("durable-writes");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&witness)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        <= 5
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     app.kill();
     cut_data_file(&app.data_dir, early);
     assert_refused(&serve(&app.data_dir, "127.0.0.1:0"), "were on disk before");
