@@ -23,7 +23,9 @@
 //! share its cores: requests per server CPU second are the figure per core.
 //!
 //! Settings through the environment: `LOAD_SECONDS` (per measurement, 5),
-//! `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
+//! `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_OPS` (some of
+//! `describe,update,create-delete,list`; all by default),
+//! `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
 //! (where the temp dir is made; the system temp dir by default),
 //! `LOAD_OUTPUT` (the JSON report, `target/load.json`).
 //! Traffic goes only to 127.0.0.1; the server is killed at the end.
@@ -536,6 +538,21 @@ fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
     println!();
 }
 
+/// Whether `LOAD_OPS` (a comma-separated list of `describe`, `update`,
+/// `create-delete`, `list`; all when empty) names `op`.
+fn selected(operations: &str, op: Op) -> bool {
+    let key = match op {
+        Op::Describe => "describe",
+        Op::Update => "update",
+        Op::CreateDelete => "create-delete",
+        Op::List => "list",
+    };
+    operations.trim().is_empty()
+        || operations
+            .split(',')
+            .any(|o| o.trim().eq_ignore_ascii_case(key))
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probes
@@ -551,6 +568,7 @@ fn main() {
                 .expect("LOAD_CONCURRENCY: a comma-separated list of numbers")
         })
         .collect();
+    let operations = std::env::var("LOAD_OPS").unwrap_or_default();
     let output = std::env::var("LOAD_OUTPUT").unwrap_or_else(|_| "target/load.json".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let dir = match std::env::var_os("LOAD_DIR") {
@@ -593,8 +611,12 @@ fn main() {
         hot,
     });
 
+    let ops: Vec<Op> = [Op::Describe, Op::Update, Op::CreateDelete, Op::List]
+        .into_iter()
+        .filter(|op| selected(&operations, *op))
+        .collect();
     let mut results = Vec::new();
-    for op in [Op::Describe, Op::Update, Op::CreateDelete, Op::List] {
+    for op in ops {
         for &clients in &concurrencies {
             let m = measure(op, clients, &shared, seconds);
             eprintln!(
