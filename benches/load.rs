@@ -27,7 +27,8 @@
 //! `describe,update,create-delete,list`; all by default),
 //! `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
 //! (where the temp dir is made; the system temp dir by default),
-//! `LOAD_OUTPUT` (the JSON report, `target/load.json`).
+//! `LOAD_OUTPUT` (the JSON report, `target/load.json`), `LOAD_SERVER_LOG`
+//! (the server's `RUST_LOG`, `warn`; its log goes to this bench's stderr).
 //! Traffic goes only to 127.0.0.1; the server is killed at the end.
 //!
 //! The load generator runs on the same cores as the server, so on a small
@@ -74,7 +75,12 @@ fn start_server(data: &Path) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pod-identity-store"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
-        .env("RUST_LOG", "warn")
+        // `LOAD_SERVER_LOG` (a `RUST_LOG` filter) shows the server's own
+        // view, e.g. `pod_identity_store::store::commit=trace` for each flush.
+        .env(
+            "RUST_LOG",
+            std::env::var("LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -10,6 +10,13 @@
 //! flusher thread reads `written` *before* it flushes, so every transaction
 //! counted there is in sled's log buffers by then and the flush covers it;
 //! writers that arrive during a flush are all covered by the next one.
+//!
+//! The flusher also keeps the store's write count (`keys::META_COMMIT_SEQ`,
+//! see `files::WITNESS_FILE`): before each flush it stores the count of
+//! writes it is about to cover. That key is written once per flush rather
+//! than once per transaction, so it costs the writers nothing; it lands in
+//! sled's log after every write it counts, so a log cut short before a
+//! counted write also loses the count that named it.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::files::{write_witness, DataFiles};
+use super::keys;
 use super::StoreError;
 
 #[derive(Debug, Clone, Default)]
@@ -53,6 +61,8 @@ fn log_acknowledgement(target: u64) {
 }
 
 pub struct GroupCommit {
+    /// The write count stored when the store opened: `written` counts on from it.
+    base: u64,
     written: AtomicU64,
     requests: Mutex<Requests>,
     wake: Condvar,
@@ -70,6 +80,7 @@ impl GroupCommit {
         let files = DataFiles::open(dir)
             .map_err(|e| StoreError::io("open the store's data file", dir, e))?;
         let commit = Arc::new(GroupCommit {
+            base: super::commit_seq(&meta)?,
             written: AtomicU64::new(0),
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
@@ -166,11 +177,12 @@ impl GroupCommit {
             };
             // Read before flushing: every write counted here is covered.
             let target = self.written.load(Ordering::SeqCst);
-            let commit_seq = super::commit_seq(meta);
+            let commit_seq = self.base + target;
             let previous = self.durable.borrow().upto;
             let started = Instant::now();
-            let result = db
-                .flush()
+            let result = meta
+                .insert(keys::META_COMMIT_SEQ, &commit_seq.to_be_bytes())
+                .and_then(|_| db.flush())
                 .map(drop)
                 .and_then(|()| files.sync().map_err(sled::Error::from));
             match result {
@@ -192,13 +204,8 @@ impl GroupCommit {
                     // After the writers are released: the witness costs them nothing.
                     if witnessed.elapsed() >= Duration::from_secs(1) {
                         witnessed = Instant::now();
-                        match commit_seq {
-                            Ok(seq) => {
-                                if let Err(e) = write_witness(&files.dir, seq) {
-                                    log::warn!("could not record the durable write count: {e}");
-                                }
-                            }
-                            Err(e) => log::warn!("could not read the write count: {e}"),
+                        if let Err(e) = write_witness(&files.dir, commit_seq) {
+                            log::warn!("could not record the durable write count: {e}");
                         }
                     }
                 }

@@ -65,8 +65,8 @@ impl DataFiles {
 }
 
 /// The witness of durable writes: a file beside sled's that says how many
-/// write transactions were on disk at some moment (`keys::META_COMMIT_SEQ`
-/// counts them inside sled).
+/// writes were on disk at some moment (`keys::META_COMMIT_SEQ` counts them
+/// inside sled: the group commit stores the count before each flush).
 ///
 /// sled recovers from a torn log by dropping its damaged end, so a data file
 /// cut short in the middle opens as an older store and would be served as if

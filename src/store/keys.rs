@@ -24,8 +24,8 @@ pub const TREE_TOKEN_EXPIRY: &str = "token_expiry";
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 pub const META_WRITTEN_BY: &[u8] = b"written_by";
 pub const META_PAGE_TOKEN_SECRET: &[u8] = b"page_token_secret";
-/// How many write transactions the store has committed (u64, big-endian);
-/// see `files::WITNESS_FILE`.
+/// How many writes the group commit had counted when it last flushed (u64,
+/// big-endian; it only grows); see `files::WITNESS_FILE`.
 pub const META_COMMIT_SEQ: &[u8] = b"commit_seq";
 /// The store's ID, also written to the `store-id` file beside sled's files.
 pub const META_STORE_ID: &[u8] = b"store_id";

@@ -227,7 +227,7 @@ fn read_identity(meta: &sled::Tree, dir: &Path) -> Result<Identity, StoreError> 
     }
 }
 
-/// How many write transactions the store has committed.
+/// The store's write count, as the group commit last stored it.
 fn commit_seq(meta: &sled::Tree) -> Result<u64, StoreError> {
     decode_commit_seq(meta.get(keys::META_COMMIT_SEQ)?.as_deref())
 }
@@ -395,27 +395,15 @@ impl Inner {
         // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
         let _writing = self.writers.read().unwrap_or_else(PoisonError::into_inner);
         let t = &self.trees;
-        (
-            &t.meta,
-            &t.clusters,
-            &t.associations,
-            &t.index,
-            &t.tokens,
-            &t.expiry,
-        )
-            .transaction(|(meta, clusters, associations, index, tokens, expiry)| {
-                let value = f(&Tx {
+        (&t.clusters, &t.associations, &t.index, &t.tokens, &t.expiry)
+            .transaction(|(clusters, associations, index, tokens, expiry)| {
+                f(&Tx {
                     clusters,
                     associations,
                     index,
                     tokens,
                     expiry,
-                })?;
-                // Counted with the writes themselves (see `files::WITNESS_FILE`).
-                let seq = decode_commit_seq(meta.get(keys::META_COMMIT_SEQ)?.as_deref())
-                    .map_err(abort)?;
-                meta.insert(keys::META_COMMIT_SEQ, &(seq + 1).to_be_bytes())?;
-                Ok(value)
+                })
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,

@@ -59,6 +59,20 @@ fn wrong_saved_answer() -> sled::transaction::ConflictableTransactionError<Store
     ))
 }
 
+/// Refuses association writes in a cluster whose state does not allow them.
+fn ensure_writable(record: &ClusterRecord, inner: &Inner, now: Timestamp) -> TxResult<()> {
+    // A cluster being deleted takes no new keys, whatever the configuration says.
+    let writable: &[ClusterStatus] = if record.deleting {
+        &[]
+    } else {
+        &inner.settings.writable_states
+    };
+    record
+        .to_cluster()
+        .check_writable(now, writable)
+        .map_err(reject)
+}
+
 impl Tx<'_> {
     fn cluster(&self, name: &ClusterName) -> TxResult<ClusterRecord> {
         match self.clusters.get(keys::cluster(name))? {
@@ -75,16 +89,7 @@ impl Tx<'_> {
         now: Timestamp,
     ) -> TxResult<ClusterRecord> {
         let record = self.cluster(name)?;
-        // A cluster being deleted takes no new keys, whatever the configuration says.
-        let writable: &[ClusterStatus] = if record.deleting {
-            &[]
-        } else {
-            &inner.settings.writable_states
-        };
-        record
-            .to_cluster()
-            .check_writable(now, writable)
-            .map_err(reject)?;
+        ensure_writable(&record, inner, now)?;
         Ok(record)
     }
 
@@ -502,7 +507,7 @@ impl Inner {
             update.fingerprint(),
         );
         self.transact(|tx| {
-            tx.cluster(cluster)?;
+            let cluster_record = tx.cluster(cluster)?;
             let record = tx.association(cluster, id)?;
             if let Some(idem) = &idempotency {
                 match idem.replay(tx, cluster, now)? {
@@ -515,7 +520,7 @@ impl Inner {
             current
                 .check_claims(&update.claims, &self.settings.identity)
                 .map_err(reject)?;
-            tx.writable_cluster(cluster, self, now)?;
+            ensure_writable(&cluster_record, self, now)?;
             let result = match current.updated(&update, now).map_err(reject)? {
                 Some(changed) => {
                     tx.put_association(&record.with(&changed))?;
