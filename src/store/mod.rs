@@ -24,6 +24,7 @@ pub mod keys;
 pub mod migrate;
 mod ops;
 pub mod records;
+mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ pub use ops::{AssociationFilter, ListPage, StoreStats};
 
 use crate::domain::{AwsIdentity, ClusterStatus};
 use commit::GroupCommit;
+use writer::Writer;
 
 /// The rules the store applies inside its transactions.
 #[derive(Debug, Clone)]
@@ -86,6 +88,8 @@ struct Inner {
     trees: Trees,
     commit: Arc<GroupCommit>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// Runs the write transactions.
+    writer: Writer,
     settings: StoreSettings,
     page_token_secret: [u8; 16],
     /// Every write transaction holds this shared (`transact`); a snapshot
@@ -303,6 +307,8 @@ impl Store {
             trees,
             commit,
             flusher: Mutex::new(Some(flusher)),
+            writer: Writer::start()
+                .map_err(|e| StoreError::io("start the writer thread", dir, e))?,
             settings,
             page_token_secret,
             writers: RwLock::new(()),
@@ -366,16 +372,19 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
     }
 
-    /// Runs a write transaction off the executor, then waits until a group
-    /// commit made it durable. Only then may the caller answer.
+    /// Runs a write transaction on the writer thread, then waits until a
+    /// group commit made it durable. Only then may the caller answer.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
+        let inner = Arc::clone(&self.inner);
         let value = self
-            .read(move |inner| {
-                let value = f(inner)?;
+            .inner
+            .writer
+            .run(move || {
+                let value = f(&inner)?;
                 inner.commit.note_write();
                 Ok(value)
             })
