@@ -5,7 +5,9 @@
 //! the release server on a fresh temp data dir, seeds a cluster of 5,000
 //! associations for List and a set of associations to Describe and Update,
 //! then runs, for each operation and concurrency, one thread per client, each
-//! with its own keep-alive connection (its own `ureq::Agent`):
+//! with its own keep-alive connection (`common::http`, a minimal client, so
+//! that the load generator leaves the shared cores to the server; the setup
+//! uses ureq):
 //! - DescribePodIdentityAssociation;
 //! - UpdatePodIdentityAssociation, durable, each with a fresh
 //!   `clientRequestToken` (as the AWS SDKs send) and a roleArn that differs
@@ -34,8 +36,11 @@
 //! The load generator runs on the same cores as the server, so on a small
 //! machine the figures are those of server and clients together.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -45,6 +50,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use common::http::Connection;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -299,6 +306,7 @@ struct CreatedAssociation {
 
 struct Shared {
     base: String,
+    addr: SocketAddr,
     server_pid: u32,
     hot: Vec<String>,
     /// The roleArn suffix (0 or 1) each hot association holds now.
@@ -314,11 +322,11 @@ struct ClientResult {
 }
 
 impl ClientResult {
-    fn record(&mut self, started: Instant, outcome: Result<String, String>) -> Option<String> {
+    fn record<T>(&mut self, started: Instant, outcome: Result<T, String>) -> Option<T> {
         self.latencies_ns
             .push(started.elapsed().as_nanos().min(u64::MAX as u128) as u64);
         match outcome {
-            Ok(body) => Some(body),
+            Ok(value) => Some(value),
             Err(e) => {
                 self.errors += 1;
                 if self.first_errors.len() < 3 {
@@ -339,23 +347,16 @@ fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let agent = agent();
-    let base = &shared.base;
+    let mut conn = Connection::open(shared.addr).expect("connecting to the server");
     // Open the keep-alive connection before the clock starts.
-    send(agent.get(&format!("{base}/healthz")), None).unwrap();
+    conn.send("GET", "/healthz", None).unwrap();
     let mine: Vec<usize> = (c..shared.hot.len()).step_by(clients).collect();
-    let assoc_urls: Vec<String> = mine
+    let assoc_paths: Vec<String> = mine
         .iter()
-        .map(|&i| {
-            format!(
-                "{base}/clusters/hot/pod-identity-associations/{}",
-                shared.hot[i]
-            )
-        })
+        .map(|&i| format!("/clusters/hot/pod-identity-associations/{}", shared.hot[i]))
         .collect();
-    let churn_url = format!("{base}/clusters/churn/pod-identity-associations");
-    let list_url = format!("{base}/clusters/list/pod-identity-associations");
-    let page = PAGE.to_string();
+    let churn_path = "/clusters/churn/pod-identity-associations";
+    let list_path = format!("/clusters/list/pod-identity-associations?maxResults={PAGE}");
     let mut out = ClientResult::default();
     let mut next_token: Option<String> = None;
 
@@ -368,51 +369,60 @@ fn client(
         let t0 = Instant::now();
         match op {
             Op::Describe => {
-                let r = send(agent.get(&assoc_urls[k]), None);
+                let r = conn.send("GET", &assoc_paths[k], None).map(drop);
                 out.record(t0, r);
             }
             Op::Update => {
                 // This client alone updates association `mine[k]` during the
                 // measurement, so flipping the flag tracks its roleArn exactly.
                 let role = !shared.roles[mine[k]].fetch_xor(true, Ordering::Relaxed);
-                let body = json!({
-                    "roleArn": format!("{ROLE}{}", u8::from(role)),
-                    "clientRequestToken": format!("update-{clients}-{c}-{n}"),
-                })
-                .to_string();
-                let r = send(agent.post(&assoc_urls[k]), Some(&body));
+                let body = format!(
+                    r#"{{"roleArn":"{ROLE}{}","clientRequestToken":"update-{clients}-{c}-{n}"}}"#,
+                    u8::from(role)
+                );
+                let r = conn.send("POST", &assoc_paths[k], Some(&body)).map(drop);
                 out.record(t0, r);
             }
             Op::CreateDelete => {
-                let body = json!({
-                    "namespace": "churn",
-                    "serviceAccount": format!("sa-{clients}-{c}-{n}"),
-                    "roleArn": format!("{ROLE}0"),
-                    "clientRequestToken": format!("create-{clients}-{c}-{n}"),
-                })
-                .to_string();
-                let created = send(agent.post(&churn_url), Some(&body));
-                let id = created.as_ref().ok().and_then(|b| {
+                let body = format!(
+                    r#"{{"namespace":"churn","serviceAccount":"sa-{clients}-{c}-{n}","roleArn":"{ROLE}0","clientRequestToken":"create-{clients}-{c}-{n}"}}"#
+                );
+                let created = conn.send("POST", churn_path, Some(&body)).and_then(|b| {
                     serde_json::from_str::<Created>(b)
-                        .ok()
                         .map(|c| c.association.association_id)
+                        .map_err(|_| "create answered without an associationId".to_owned())
                 });
-                let r = match id {
-                    Some(id) => send(agent.delete(&format!("{churn_url}/{id}")), None),
-                    None => created.and(Err("create answered without an associationId".into())),
-                };
+                let r = created.and_then(|id| {
+                    conn.send("DELETE", &format!("{churn_path}/{id}"), None)
+                        .map(drop)
+                });
                 out.record(t0, r);
             }
             Op::List => {
-                let mut request = agent.get(&list_url).query("maxResults", &page);
-                if let Some(token) = &next_token {
-                    request = request.query("nextToken", token);
-                }
-                let r = send(request, None);
-                next_token = out
-                    .record(t0, r)
-                    .and_then(|b| serde_json::from_str::<ListPage>(&b).ok()?.next_token);
+                let path = match &next_token {
+                    Some(token) => format!("{list_path}&nextToken={}", query_escape(token)),
+                    None => list_path.clone(),
+                };
+                let r = conn.send("GET", &path, None).map(|b| {
+                    serde_json::from_str::<ListPage>(b)
+                        .ok()
+                        .and_then(|p| p.next_token)
+                });
+                next_token = out.record(t0, r).flatten();
             }
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
@@ -611,6 +621,10 @@ fn main() {
         (listed.len() + hot.len()) as f64 / seed_s
     );
     let shared = Arc::new(Shared {
+        addr: base
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .expect("the server's address"),
         base: base.clone(),
         server_pid,
         roles: hot.iter().map(|_| AtomicBool::new(false)).collect(),

@@ -1,0 +1,108 @@
+//! A minimal HTTP/1.1 keep-alive client for the benchmarks' hot loops.
+//!
+//! The load generator shares the server's cores, so every microsecond it
+//! spends is one the server does not get. A general client (ureq) parses
+//! URLs, builds header maps and allocates per request; this one writes the
+//! request bytes, reads the answer into a reused buffer and looks only at the
+//! status line, `Content-Length` and `X-Amzn-ErrorType`. It speaks only to
+//! this server: bodies must come with a `Content-Length` (no chunked
+//! encoding), and the connection stays open between requests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+pub struct Connection {
+    stream: TcpStream,
+    request: Vec<u8>,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    pub fn open(addr: SocketAddr) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Connection {
+            stream,
+            request: Vec::with_capacity(512),
+            buffer: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    /// Sends one request; `Ok(body)` on a 2xx answer, otherwise `Err` with
+    /// the status, the error type and the body.
+    pub fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Result<&str, String> {
+        self.request.clear();
+        let body = body.unwrap_or("");
+        write!(
+            self.request,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("writing into a Vec cannot fail");
+        self.stream
+            .write_all(&self.request)
+            .map_err(|e| format!("transport: sending: {e}"))?;
+        let (status, error_type, start, end) = self.read_answer()?;
+        let text = std::str::from_utf8(&self.buffer[start..end])
+            .map_err(|_| "the body is not UTF-8".to_owned())?;
+        if (200..300).contains(&status) {
+            Ok(text)
+        } else {
+            Err(format!("{status} {error_type} {text}"))
+        }
+    }
+
+    /// Reads one answer into `buffer`: (status, error type, body range).
+    fn read_answer(&mut self) -> Result<(u16, String, usize, usize), String> {
+        self.buffer.clear();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(head_end) = find(&self.buffer, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buffer[..head_end])
+                    .map_err(|_| "the header is not UTF-8".to_owned())?;
+                let status: u16 = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| format!("no status in {head:?}"))?;
+                let mut length = None;
+                let mut error_type = String::new();
+                for line in head.split("\r\n").skip(1) {
+                    let Some((name, value)) = line.split_once(':') else {
+                        continue;
+                    };
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse::<usize>().ok();
+                    } else if name.eq_ignore_ascii_case("x-amzn-errortype") {
+                        error_type = value.trim().to_owned();
+                    }
+                }
+                let length =
+                    length.ok_or_else(|| format!("no Content-Length in the answer {head:?}"))?;
+                let start = head_end + 4;
+                while self.buffer.len() < start + length {
+                    self.fill(&mut chunk)?;
+                }
+                return Ok((status, error_type, start, start + length));
+            }
+            self.fill(&mut chunk)?;
+        }
+    }
+
+    fn fill(&mut self, chunk: &mut [u8]) -> Result<(), String> {
+        match self.stream.read(chunk) {
+            Ok(0) => Err("transport: the server closed the connection".into()),
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) => Err(format!("transport: reading: {e}")),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
