@@ -42,6 +42,15 @@ struct Cli {
     )]
     data_dir: Option<PathBuf>,
 
+    /// Bytes of the store's page cache [default: 134217728, 128 MiB].
+    #[arg(
+        long,
+        global = true,
+        value_name = "BYTES",
+        env = "POD_IDENTITY_STORE_CACHE_CAPACITY_BYTES"
+    )]
+    cache_capacity_bytes: Option<u64>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -85,6 +94,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data_dir,
+        cache_capacity_bytes: cli.cache_capacity_bytes,
     };
     let config = Config::load(cli.config.as_deref(), overrides).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -109,7 +119,8 @@ fn serve(config: &Config) -> Result<(), String> {
 
 fn migrate(config: &Config, dry_run: bool) -> Result<(), String> {
     let dir = &config.store.data_dir;
-    let status = migrate::status(dir).map_err(|e| e.to_string())?;
+    let status =
+        migrate::status(dir, config.store.cache_capacity_bytes).map_err(|e| e.to_string())?;
     match status.current {
         Some(v) => println!("store at {}: schema version {v}", dir.display()),
         None => println!(
@@ -141,7 +152,9 @@ fn migrate(config: &Config, dry_run: bool) -> Result<(), String> {
 
 fn check(config: &Config) -> Result<(), String> {
     let dir = &config.store.data_dir;
-    let report = without_engine_panics(dir, || store::check(dir)).map_err(|e| e.to_string())?;
+    let report =
+        without_engine_panics(dir, || store::check(dir, config.store.cache_capacity_bytes))
+            .map_err(|e| e.to_string())?;
     println!(
         "store at {}: schema version {}",
         dir.display(),

@@ -45,6 +45,7 @@ pub fn store_settings(config: &Config) -> StoreSettings {
         token_ttl_seconds: config.idempotency.token_ttl_seconds,
         activation_delay_ms: config.clusters.activation_delay_ms,
         associations_per_cluster: config.limits.associations_per_cluster,
+        cache_capacity_bytes: config.store.cache_capacity_bytes,
     }
 }
 

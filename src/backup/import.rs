@@ -43,7 +43,7 @@ pub fn import(
     settings: StoreSettings,
     progress: &mut Progress,
 ) -> Result<Imported, ImportError> {
-    if let Some(contents) = store::contents(dir)? {
+    if let Some(contents) = store::contents(dir, settings.cache_capacity_bytes)? {
         if !contents.is_empty() {
             return Err(StoreError::NotEmpty {
                 dir: dir.to_owned(),

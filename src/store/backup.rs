@@ -212,12 +212,15 @@ fn contents_of(trees: &Trees) -> StoreContents {
 
 /// How much the store in `dir` holds, without creating, migrating or
 /// otherwise changing it; `None` when there is no store there. Refuses a
-/// store in use (sled's lock).
-pub fn contents(dir: &Path) -> Result<Option<StoreContents>, StoreError> {
+/// store in use (sled's lock). `cache_capacity_bytes` is sled's page cache.
+pub fn contents(
+    dir: &Path,
+    cache_capacity_bytes: u64,
+) -> Result<Option<StoreContents>, StoreError> {
     if !dir.join("db").exists() {
         return Ok(None);
     }
-    let db = open_db(dir)?;
+    let db = open_db(dir, cache_capacity_bytes)?;
     let names = db.tree_names();
     // Opening a missing tree would create it; a missing tree holds nothing.
     let count = |name: &str| -> Result<usize, StoreError> {

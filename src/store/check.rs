@@ -40,14 +40,15 @@ struct Seen {
 
 /// Checks the store in `dir`. `Err` means it could not be checked (no
 /// store, in use, newer or older schema, unreadable); problems found in a
-/// store that could be read are in the report.
-pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
+/// store that could be read are in the report. `cache_capacity_bytes` is
+/// sled's page cache (`store.cache_capacity_bytes`).
+pub fn check(dir: &Path, cache_capacity_bytes: u64) -> Result<CheckReport, StoreError> {
     if !dir.join("db").exists() {
         return Err(StoreError::NoStore {
             dir: dir.to_owned(),
         });
     }
-    let db = open_db(dir)?;
+    let db = open_db(dir, cache_capacity_bytes)?;
     let names = db.tree_names();
     for tree in [
         keys::TREE_META,

@@ -52,6 +52,8 @@ pub struct StoreSettings {
     pub token_ttl_seconds: u64,
     pub activation_delay_ms: u64,
     pub associations_per_cluster: u64,
+    /// Bytes of sled's page cache (`store.cache_capacity_bytes`).
+    pub cache_capacity_bytes: u64,
 }
 
 /// A handle to the open store; cheap to clone.
@@ -117,12 +119,18 @@ fn abort(error: impl Into<StoreError>) -> ConflictableTransactionError<StoreErro
 
 /// Opens sled in `dir`, creating the directory and the store when missing.
 /// Does not run migrations.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+///
+/// `cache_capacity_bytes` bounds sled's page cache, which is most of the
+/// server's resident memory on a large store: sled keeps pages it has read
+/// until the cache is full (its default is 1 GiB), so a store larger than
+/// the cache keeps the cache full once its pages have been read.
+fn open_db(dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::io("create the data directory", dir, e))?;
     let fresh = !dir.join("db").exists();
     let db = sled::Config::new()
         .path(dir)
+        .cache_capacity(cache_capacity_bytes)
         // We flush ourselves (group commit); a timer flush would only add
         // un-fsynced writes.
         .flush_every_ms(None)
@@ -293,7 +301,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`, applies pending migrations and
     /// starts the group commit.
     pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        let db = open_db(dir)?;
+        let db = open_db(dir, settings.cache_capacity_bytes)?;
         let trees = Trees::open(&db)?;
         check_identity(&db, &trees.meta, dir)?;
         check_witness(&trees.meta, dir)?;

@@ -78,6 +78,18 @@ fn a_bad_config_value_stops_start_up_with_a_message_naming_the_setting() {
             "GONE",
         ),
         ("not toml at all", "config"),
+        (
+            "[store]\ncache_capacity_bytes = 0\n",
+            "cache_capacity_bytes",
+        ),
+        (
+            "[store]\ncache_capacity_bytes = 1099511627777\n",
+            "cache_capacity_bytes",
+        ),
+        (
+            "[store]\ncache_capacity_bytes = \"64MiB\"\n",
+            "cache_capacity_bytes",
+        ),
     ] {
         let stderr = refused_config(toml);
         assert!(stderr.contains(names), "{toml:?}: {stderr}");
@@ -258,5 +270,40 @@ fn the_config_file_can_be_named_by_the_environment_and_the_flag_wins_over_it() {
     assert_eq!(
         client.list_clusters("").ok()["clusters"],
         json!(["from-flag"])
+    );
+}
+
+#[test]
+fn the_store_cache_size_can_be_set_in_the_config_file_or_by_the_environment() {
+    let app = TestApp::spawn_with_config("[store]\ncache_capacity_bytes = 16777216\n");
+    app.given_cluster("c1");
+    let a = app.given_association("c1", "default", "app", &role("r"));
+    assert_eq!(
+        app.describe_association("c1", s(&a, "associationId"))
+            .association(),
+        a
+    );
+
+    let app =
+        TestApp::spawn_with_env(&[("POD_IDENTITY_STORE_CACHE_CAPACITY_BYTES", "1048576".into())]);
+    app.given_cluster("c1");
+
+    // The same rule holds for the environment as for the file.
+    let dir = tempfile::tempdir().unwrap();
+    let exit = run_to_exit(command(
+        &[
+            OsString::from("--listen"),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            dir.path().join("data").into(),
+        ],
+        &[("POD_IDENTITY_STORE_CACHE_CAPACITY_BYTES", "0".into())],
+    ));
+    assert!(!exit.status.success(), "{}", exit.stdout);
+    assert!(
+        exit.stderr
+            .contains("invalid setting store.cache_capacity_bytes = 0"),
+        "{}",
+        exit.stderr
     );
 }

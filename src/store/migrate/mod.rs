@@ -185,15 +185,16 @@ pub(super) fn run_pending(db: &sled::Db, trees: &Trees, dir: &Path) -> Result<()
 }
 
 /// The schema status of the store in `dir`, without changing anything (and
-/// without creating a store where there is none).
-pub fn status(dir: &Path) -> Result<Status, StoreError> {
+/// without creating a store where there is none). `cache_capacity_bytes` is
+/// sled's page cache.
+pub fn status(dir: &Path, cache_capacity_bytes: u64) -> Result<Status, StoreError> {
     if !dir.join("db").exists() {
         return Ok(Status {
             current: None,
             pending: pending(0),
         });
     }
-    let db = open_db(dir)?;
+    let db = open_db(dir, cache_capacity_bytes)?;
     let trees = Trees::open(&db)?;
     let current = read_version(&trees, dir)?;
     Ok(Status {
