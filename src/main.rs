@@ -167,6 +167,10 @@ fn check(config: &Config) -> Result<(), String> {
         "tokens: {} (expiry entries: {})",
         report.tokens, report.expiry_entries
     );
+    println!(
+        "record bytes: {} (keys and values of every tree)",
+        report.record_bytes
+    );
     for note in &report.notes {
         println!("note: {note}");
     }

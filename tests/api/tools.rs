@@ -192,6 +192,31 @@ fn check_reports_the_counts_of_a_clean_stopped_store_and_changes_nothing() {
         assert!(exit.stdout.contains(line), "{line:?} in {}", exit.stdout);
     }
     assert_eq!(entries(&app.data_dir), before, "check changed the store");
+
+    // The record bytes are every key and value of the six trees, counted here
+    // straight from sled.
+    let reported: u64 = exit
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("record bytes: "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no record bytes line in {}", exit.stdout));
+    let db = sled::open(&app.data_dir).unwrap();
+    let mut counted = 0u64;
+    for tree in [
+        keys::TREE_META,
+        keys::TREE_CLUSTERS,
+        keys::TREE_ASSOCIATIONS,
+        keys::TREE_ASSOCIATION_INDEX,
+        keys::TREE_TOKENS,
+        keys::TREE_TOKEN_EXPIRY,
+    ] {
+        for entry in db.open_tree(tree).unwrap().iter() {
+            let (key, value) = entry.unwrap();
+            counted += (key.len() + value.len()) as u64;
+        }
+    }
+    assert_eq!(reported, counted, "{}", exit.stdout);
 }
 
 #[test]
