@@ -52,6 +52,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use common::http::Connection;
+use common::{percentile_ms, query_escape, ClientResult};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -313,31 +314,6 @@ struct Shared {
     roles: Vec<AtomicBool>,
 }
 
-/// What one client thread saw.
-#[derive(Default)]
-struct ClientResult {
-    latencies_ns: Vec<u64>,
-    errors: u64,
-    first_errors: Vec<String>,
-}
-
-impl ClientResult {
-    fn record<T>(&mut self, started: Instant, outcome: Result<T, String>) -> Option<T> {
-        self.latencies_ns
-            .push(started.elapsed().as_nanos().min(u64::MAX as u128) as u64);
-        match outcome {
-            Ok(value) => Some(value),
-            Err(e) => {
-                self.errors += 1;
-                if self.first_errors.len() < 3 {
-                    self.first_errors.push(e);
-                }
-                None
-            }
-        }
-    }
-}
-
 /// One client: runs `op` until `deadline`-long time has passed since the barrier.
 fn client(
     op: Op,
@@ -413,28 +389,6 @@ fn client(
         }
     }
     out
-}
-
-/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
-fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    // Nearest rank: the smallest latency with at least p of them at or below it.
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1e6
 }
 
 struct Measurement {

@@ -32,8 +32,11 @@
 //! keeps its own copies of a few helpers of `benches/load.rs` (spawning the
 //! server, percentiles) so that the two can change independently.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +45,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use common::http::Connection;
+use common::{percentile_ms, query_escape, ClientResult};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -274,12 +280,11 @@ fn start_server(mut cmd: Command) -> (Server, f64, f64) {
         .to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     let server = Server { child, base };
-    let agent = agent();
+    let readyz = format!("{}/readyz", server.base);
     loop {
-        if let Ok(r) = agent.get(&format!("{}/readyz", server.base)).call() {
-            if r.status() == 200 {
-                break;
-            }
+        // Any error (503 while not ready) is `Err`: only a 200 ends the wait.
+        if ureq::get(&readyz).call().is_ok() {
+            break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
@@ -289,40 +294,6 @@ fn start_server(mut cmd: Command) -> (Server, f64, f64) {
     }
     let ready_s = started.elapsed().as_secs_f64();
     (server, listening_s, ready_s)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .max_idle_connections_per_host(1)
-        .build()
-}
-
-/// One request: Ok(body) on 2xx, Err(what) otherwise.
-fn send(request: ureq::Request, body: Option<&str>) -> Result<String, String> {
-    let result = match body {
-        Some(b) => request
-            .set("Content-Type", "application/json")
-            .send_string(b),
-        None => request.call(),
-    };
-    match result {
-        // Reading the body to its end returns the connection to the agent's pool.
-        Ok(response) => {
-            let mut text = String::new();
-            response
-                .into_reader()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("reading the body: {e}"))?;
-            Ok(text)
-        }
-        Err(ureq::Error::Status(code, response)) => {
-            let kind = response.header("X-Amzn-ErrorType").unwrap_or("").to_owned();
-            let text = response.into_string().unwrap_or_default();
-            Err(format!("{code} {kind} {text}"))
-        }
-        Err(e) => Err(format!("transport: {e}")),
-    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -350,37 +321,13 @@ struct ListPage {
 
 /// What the clients share for one store.
 struct Target {
-    base: String,
+    addr: SocketAddr,
     /// Every association's URL path, by its number.
     paths: Vec<String>,
     /// The roleArn suffix (0 or 1) each association holds now.
     roles: Vec<AtomicBool>,
     /// The clusters' names, for List.
     clusters: Vec<String>,
-}
-
-#[derive(Default)]
-struct ClientResult {
-    latencies_ns: Vec<u64>,
-    errors: u64,
-    first_errors: Vec<String>,
-}
-
-impl ClientResult {
-    fn record(&mut self, started: Instant, outcome: Result<String, String>) -> Option<String> {
-        self.latencies_ns
-            .push(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
-        match outcome {
-            Ok(body) => Some(body),
-            Err(e) => {
-                self.errors += 1;
-                if self.first_errors.len() < 3 {
-                    self.first_errors.push(e);
-                }
-                None
-            }
-        }
-    }
 }
 
 /// One client, `c` of `clients`, running `op` for `seconds` after the barrier.
@@ -392,10 +339,9 @@ fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let agent = agent();
-    let base = &target.base;
+    let mut conn = Connection::open(target.addr).expect("connecting to the server");
     // Open the keep-alive connection before the clock starts.
-    send(agent.get(&format!("{base}/healthz")), None).unwrap();
+    conn.send("GET", "/healthz", None).unwrap();
     let total = target.paths.len();
     // Update clients each own the associations numbered c, c + clients, ...,
     // so that each knows the current roleArn of the ones it changes.
@@ -405,8 +351,7 @@ fn client(
         random = mix(random);
         (random % bound as u64) as usize
     };
-    let page = PAGE.to_string();
-    let mut list_url = String::new();
+    let mut list_path = String::new();
     let mut next_token: Option<String> = None;
     let mut out = ClientResult::default();
 
@@ -419,7 +364,7 @@ fn client(
         match op {
             Op::Describe => {
                 let path = &target.paths[next(total)];
-                let r = send(agent.get(&format!("{base}{path}")), None);
+                let r = conn.send("GET", path, None).map(drop);
                 out.record(t0, r);
             }
             Op::Update => {
@@ -430,41 +375,33 @@ fn client(
                 // This client alone updates association `i`, so flipping the
                 // flag tracks its roleArn exactly.
                 let role = !target.roles[i].fetch_xor(true, Ordering::Relaxed);
-                let body = json!({
-                    "roleArn": format!("{ROLE}{}", u8::from(role)),
-                    "clientRequestToken": format!("scale-{clients}-{c}-{n}"),
-                })
-                .to_string();
-                let path = &target.paths[i];
-                let r = send(agent.post(&format!("{base}{path}")), Some(&body));
+                let body = format!(
+                    r#"{{"roleArn":"{ROLE}{}","clientRequestToken":"scale-{clients}-{c}-{n}"}}"#,
+                    u8::from(role)
+                );
+                let r = conn.send("POST", &target.paths[i], Some(&body)).map(drop);
                 out.record(t0, r);
             }
             Op::List => {
                 if next_token.is_none() {
                     let cluster = &target.clusters[next(target.clusters.len())];
-                    list_url = format!("{base}/clusters/{cluster}/pod-identity-associations");
+                    list_path =
+                        format!("/clusters/{cluster}/pod-identity-associations?maxResults={PAGE}");
                 }
-                let mut request = agent.get(&list_url).query("maxResults", &page);
-                if let Some(token) = &next_token {
-                    request = request.query("nextToken", token);
-                }
-                let r = send(request, None);
-                next_token = out
-                    .record(t0, r)
-                    .and_then(|b| serde_json::from_str::<ListPage>(&b).ok()?.next_token);
+                let path = match &next_token {
+                    Some(token) => format!("{list_path}&nextToken={}", query_escape(token)),
+                    None => list_path.clone(),
+                };
+                let r = conn.send("GET", &path, None).map(|b| {
+                    serde_json::from_str::<ListPage>(b)
+                        .ok()
+                        .and_then(|p| p.next_token)
+                });
+                next_token = out.record(t0, r).flatten();
             }
         }
     }
     out
-}
-
-fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    // Nearest rank: the smallest latency with at least p of them at or below it.
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1e6
 }
 
 struct Measurement {
@@ -628,7 +565,11 @@ fn run_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> StoreResult
     println!("  idle resident memory {:.1} MiB", mib(idle_rss));
 
     let target = Arc::new(Target {
-        base: server.base.clone(),
+        addr: server
+            .base
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .expect("the server's address"),
         roles: paths.iter().map(|_| AtomicBool::new(false)).collect(),
         paths,
         clusters: (0..shape.clusters).map(|k| shape.cluster_name(k)).collect(),

@@ -1,3 +1,54 @@
 //! Code shared by the benchmarks (each includes it with `mod common;`).
 
 pub mod http;
+
+use std::time::Instant;
+
+/// What one client thread saw.
+#[derive(Default)]
+pub struct ClientResult {
+    pub latencies_ns: Vec<u64>,
+    pub errors: u64,
+    pub first_errors: Vec<String>,
+}
+
+impl ClientResult {
+    /// Records one request's latency and outcome; the value on success.
+    pub fn record<T>(&mut self, started: Instant, outcome: Result<T, String>) -> Option<T> {
+        self.latencies_ns
+            .push(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+        match outcome {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.errors += 1;
+                if self.first_errors.len() < 3 {
+                    self.first_errors.push(e);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The `p` quantile of sorted nanosecond latencies, in milliseconds.
+pub fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    // Nearest rank: the smallest latency with at least p of them at or below it.
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1e6
+}
+
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+pub fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
