@@ -20,7 +20,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,16 +54,30 @@ pub struct CommitStats {
     pub writes_flushed: AtomicU64,
 }
 
+/// The longest a flush waits for queued writes to join it (`GroupCommit::gather`).
+const GATHER_WINDOW: Duration = Duration::from_millis(1);
+
 /// The other half of the durability trace: a writer is about to be told
 /// that everything up to `target` is durable (tested against the fsync lines).
 fn log_acknowledgement(target: u64) {
     log::trace!(target: "pod_identity_store::durability", "acknowledging writes up to {target}");
 }
 
+/// A write transaction on its way (`GroupCommit::queue_write`).
+pub struct QueuedWrite(Arc<GroupCommit>);
+
+impl Drop for QueuedWrite {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 pub struct GroupCommit {
     /// The write count stored when the store opened: `written` counts on from it.
     base: u64,
     written: AtomicU64,
+    /// Write transactions handed to the writer thread and not finished yet.
+    queued: AtomicU64,
     requests: Mutex<Requests>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
@@ -82,6 +96,7 @@ impl GroupCommit {
         let commit = Arc::new(GroupCommit {
             base: super::commit_seq(&meta)?,
             written: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
             durable: watch::Sender::new(Durable::default()),
@@ -98,6 +113,14 @@ impl GroupCommit {
     /// Counts one committed transaction. Call after the transaction returned.
     pub fn note_write(&self) {
         self.written.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a write transaction handed to the writer thread; the flusher
+    /// waits for it (`gather`). Counted until the returned guard drops, also
+    /// when the transaction fails or panics.
+    pub fn queue_write(self: &Arc<Self>) -> QueuedWrite {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        QueuedWrite(Arc::clone(self))
     }
 
     /// Resolves once every transaction that committed before this call is
@@ -162,6 +185,31 @@ impl GroupCommit {
         self.wake.notify_one();
     }
 
+    /// Lets the writes already handed to the writer thread join this flush.
+    ///
+    /// Each flush costs CPU of its own, beyond the writes it covers (sled
+    /// seals a log buffer and hands it to its I/O threads, which wake up,
+    /// then the fsync). When many clients write at once, some writes are
+    /// always queued at the writer thread, microseconds from committing:
+    /// waiting for them (at most `GATHER_WINDOW`) makes fewer, larger
+    /// flushes. When every writer is already waiting for this flush (one
+    /// client, or a few), nothing is queued and the flush starts at once.
+    fn gather<'a>(&self, mut requests: MutexGuard<'a, Requests>) -> MutexGuard<'a, Requests> {
+        let deadline = Instant::now() + GATHER_WINDOW;
+        loop {
+            let now = Instant::now();
+            if requests.stop || self.queued.load(Ordering::SeqCst) == 0 || now >= deadline {
+                return requests;
+            }
+            // A write that commits asks for durability, which wakes us.
+            requests = self
+                .wake
+                .wait_timeout(requests, deadline - now)
+                .expect("group-commit lock poisoned")
+                .0;
+        }
+    }
+
     fn run(&self, db: &sled::Db, meta: &sled::Tree, mut files: DataFiles) {
         let mut witnessed = Instant::now();
         loop {
@@ -173,7 +221,7 @@ impl GroupCommit {
                         .wait(requests)
                         .expect("group-commit lock poisoned");
                 }
-                requests.stop
+                self.gather(requests).stop
             };
             // Read before flushing: every write counted here is covered.
             let target = self.written.load(Ordering::SeqCst);

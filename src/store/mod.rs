@@ -388,10 +388,12 @@ impl Store {
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        let queued = self.inner.commit.queue_write();
         let value = self
             .inner
             .writer
             .run(move || {
+                let _queued = queued;
                 let value = f(&inner)?;
                 inner.commit.note_write();
                 Ok(value)
