@@ -52,7 +52,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use common::http::Connection;
-use common::{percentile_ms, query_escape, ClientResult};
+use common::{list_page, percentile_ms, ClientResult};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -286,14 +286,6 @@ impl Op {
     }
 }
 
-/// The members the clients need from an answer; serde skips the rest
-/// without building it, so the load generator spends little CPU on a page.
-#[derive(Deserialize)]
-struct ListPage {
-    #[serde(rename = "nextToken")]
-    next_token: Option<String>,
-}
-
 #[derive(Deserialize)]
 struct Created {
     association: CreatedAssociation,
@@ -375,15 +367,7 @@ fn client(
                 out.record(t0, r);
             }
             Op::List => {
-                let path = match &next_token {
-                    Some(token) => format!("{list_path}&nextToken={}", query_escape(token)),
-                    None => list_path.clone(),
-                };
-                let r = conn.send("GET", &path, None).map(|b| {
-                    serde_json::from_str::<ListPage>(b)
-                        .ok()
-                        .and_then(|p| p.next_token)
-                });
+                let r = list_page(&mut conn, &list_path, next_token.as_deref());
                 next_token = out.record(t0, r).flatten();
             }
         }

@@ -43,11 +43,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use common::http::Connection;
-use common::{percentile_ms, query_escape, ClientResult};
+use common::{list_page, percentile_ms, ClientResult};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -313,12 +312,6 @@ impl Op {
     }
 }
 
-#[derive(Deserialize)]
-struct ListPage {
-    #[serde(rename = "nextToken")]
-    next_token: Option<String>,
-}
-
 /// What the clients share for one store.
 struct Target {
     addr: SocketAddr,
@@ -388,15 +381,7 @@ fn client(
                     list_path =
                         format!("/clusters/{cluster}/pod-identity-associations?maxResults={PAGE}");
                 }
-                let path = match &next_token {
-                    Some(token) => format!("{list_path}&nextToken={}", query_escape(token)),
-                    None => list_path.clone(),
-                };
-                let r = conn.send("GET", &path, None).map(|b| {
-                    serde_json::from_str::<ListPage>(b)
-                        .ok()
-                        .and_then(|p| p.next_token)
-                });
+                let r = list_page(&mut conn, &list_path, next_token.as_deref());
                 next_token = out.record(t0, r).flatten();
             }
         }

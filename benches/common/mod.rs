@@ -4,6 +4,10 @@ pub mod http;
 
 use std::time::Instant;
 
+use serde::Deserialize;
+
+use http::Connection;
+
 /// What one client thread saw.
 #[derive(Default)]
 pub struct ClientResult {
@@ -51,4 +55,30 @@ pub fn query_escape(value: &str) -> String {
         }
     }
     out
+}
+
+/// The member of a List answer the clients need; serde skips the rest
+/// without building it, so the load generator spends little CPU on a page.
+#[derive(Deserialize)]
+struct ListPage {
+    #[serde(rename = "nextToken")]
+    next_token: Option<String>,
+}
+
+/// Fetches one List page: `list_path` (with its query, e.g. `maxResults`)
+/// after the page `next_token` names. Returns the next page's token.
+pub fn list_page(
+    conn: &mut Connection,
+    list_path: &str,
+    next_token: Option<&str>,
+) -> Result<Option<String>, String> {
+    let path = match next_token {
+        Some(token) => format!("{list_path}&nextToken={}", query_escape(token)),
+        None => list_path.to_owned(),
+    };
+    conn.send("GET", &path, None).map(|b| {
+        serde_json::from_str::<ListPage>(b)
+            .ok()
+            .and_then(|p| p.next_token)
+    })
 }
