@@ -70,8 +70,13 @@ impl Store {
     }
 
     /// Loads clusters and associations into this store, which must be empty,
-    /// rebuilding the index entries and each cluster's association count, in
-    /// one transaction: all of it is written, or nothing.
+    /// rebuilding the index entries and each cluster's association count.
+    ///
+    /// Everything is checked before anything is written; then the records go
+    /// in transactions of [`IMPORT_BATCH`] associations, under a marker
+    /// (`keys::META_IMPORT_UNFINISHED`) removed at the end. A store left by
+    /// an import that did not finish keeps the marker and is refused, so an
+    /// import is served whole or not at all.
     ///
     /// It is durable once [`Store::close`] returned (the caller closes the
     /// store when done). Clusters are stored with their status and times as
@@ -84,6 +89,9 @@ impl Store {
         self.inner.import(clusters, associations)
     }
 }
+
+/// Associations per transaction of an import.
+pub const IMPORT_BATCH: usize = 10_000;
 
 impl Inner {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
@@ -176,6 +184,12 @@ impl Inner {
                 ));
             }
         }
+        // The marker goes first: it is in sled's log before any imported
+        // record, so a store that recovers some of them after a crash
+        // recovers the marker too, and is refused until imported again.
+        self.trees
+            .meta
+            .insert(keys::META_IMPORT_UNFINISHED, &b"1"[..])?;
         self.transact(|tx| {
             for cluster in clusters {
                 let mut record = ClusterRecord::new(cluster.clone());
@@ -183,18 +197,27 @@ impl Inner {
                 tx.clusters
                     .insert(keys::cluster(&record.name), encode(&record))?;
             }
-            for a in associations {
-                tx.associations.insert(
-                    keys::association(&a.cluster, &a.id),
-                    encode(&AssociationRecord::new(a, None)),
-                )?;
-                tx.index.insert(
-                    keys::association_index(&a.cluster, &a.namespace, &a.service_account),
-                    encode(&IndexRecord { id: a.id.clone() }),
-                )?;
-            }
             Ok(())
         })?;
+        // In batches: one transaction of a million inserts keeps every
+        // replaced version of sled's nodes in memory until it ends (some
+        // 11 GiB for a million associations).
+        for batch in associations.chunks(IMPORT_BATCH) {
+            self.transact(|tx| {
+                for a in batch {
+                    tx.associations.insert(
+                        keys::association(&a.cluster, &a.id),
+                        encode(&AssociationRecord::new(a, None)),
+                    )?;
+                    tx.index.insert(
+                        keys::association_index(&a.cluster, &a.namespace, &a.service_account),
+                        encode(&IndexRecord { id: a.id.clone() }),
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        self.trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
         Ok(Imported {
             clusters: clusters.len(),
             associations: associations.len(),

@@ -88,6 +88,13 @@ pub fn check(dir: &Path, cache_capacity_bytes: u64) -> Result<CheckReport, Store
         ..CheckReport::default()
     };
     check_meta(&trees, &mut report)?;
+    if trees.meta.contains_key(keys::META_IMPORT_UNFINISHED)? {
+        report.problems.push(
+            "an import into this store did not finish, so it holds only part of the file; move \
+             the data directory away and run the import again"
+                .into(),
+        );
+    }
     let clusters = check_clusters(&trees, &mut report)?;
     let associations = check_associations(&trees, &clusters, &mut report)?;
     check_index(&trees, &associations, &mut report)?;

@@ -27,6 +27,9 @@ pub const META_PAGE_TOKEN_SECRET: &[u8] = b"page_token_secret";
 /// How many writes the group commit had counted when it last flushed (u64,
 /// big-endian; it only grows); see `files::WITNESS_FILE`.
 pub const META_COMMIT_SEQ: &[u8] = b"commit_seq";
+/// Present while an import is writing: a store that holds it was left by an
+/// import that did not finish, and is refused (`Store::open`).
+pub const META_IMPORT_UNFINISHED: &[u8] = b"import_unfinished";
 /// The store's ID, also written to the `store-id` file beside sled's files.
 pub const META_STORE_ID: &[u8] = b"store_id";
 

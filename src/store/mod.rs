@@ -275,6 +275,22 @@ fn check_witness(meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Refuses a store that an import was still writing when it stopped: it
+/// holds part of the file, and serving part of an import would serve a
+/// store nobody had.
+fn check_import_finished(meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    if meta.contains_key(keys::META_IMPORT_UNFINISHED)? {
+        return Err(StoreError::Damaged {
+            dir: dir.to_owned(),
+            detail:
+                "an import into it did not finish, so it holds only part of the file; move the \
+                     data directory away (or remove it) and run the import again"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
 fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
     if let Some(bytes) = meta.get(keys::META_PAGE_TOKEN_SECRET)? {
         return bytes.as_ref().try_into().map_err(|_| {
@@ -305,6 +321,7 @@ impl Store {
         let trees = Trees::open(&db)?;
         check_identity(&db, &trees.meta, dir)?;
         check_witness(&trees.meta, dir)?;
+        check_import_finished(&trees.meta, dir)?;
         migrate::run_pending(&db, &trees, dir)?;
         let page_token_secret = page_token_secret(&trees.meta)?;
         sync_now(&db, dir)?;

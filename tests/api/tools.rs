@@ -437,6 +437,109 @@ fn an_export_imported_into_a_new_store_serves_every_cluster_and_association_iden
     assert_eq!(records(&copy.export()), records(&export));
 }
 
+/// An export of `clusters` clusters and `associations` associations made
+/// here, not by a server: many more than a server would create in a test.
+fn generated_export(clusters: usize, associations: usize) -> String {
+    const AT: i64 = 1_700_000_000_000;
+    let mut lines = vec![json!({
+        "format": "pod-identity-store-export", "version": 1, "schema": 2,
+        "exportedAt": AT, "region": "us-east-1", "accountId": "123456789012",
+    })];
+    for k in 0..clusters {
+        lines.push(json!({
+            "type": "cluster", "name": format!("c{k}"), "roleArn": role("eks"),
+            "version": "1.33", "tags": {}, "createdAt": AT, "status": "ACTIVE",
+            "activateAt": null,
+        }));
+    }
+    for i in 0..associations {
+        lines.push(json!({
+            "type": "association", "clusterName": format!("c{}", i % clusters),
+            "associationId": format!("a-{i:017}"), "namespace": "bulk",
+            "serviceAccount": format!("sa-{i}"), "roleArn": role("app"), "tags": {},
+            "createdAt": AT, "modifiedAt": AT, "disableSessionTags": false,
+            "targetRoleArn": null, "externalId": null, "policy": null,
+        }));
+    }
+    lines.push(json!({"type": "end", "clusters": clusters, "associations": associations}));
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn an_import_larger_than_one_write_batch_is_written_whole() {
+    // More than one batch of 10,000 associations.
+    let count = 12_345;
+    let mut app = TestApp::unstarted();
+    let file = write_file(
+        app.data_dir.parent().unwrap(),
+        "bulk.ndjson",
+        &generated_export(3, count),
+    );
+    let imported = import(&app.data_dir, &file);
+    assert_success(&imported);
+    let checked = check(&app.data_dir);
+    assert_success(&checked);
+    assert!(
+        checked.stdout.contains(&format!("associations: {count}")),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked.stdout.contains(&format!("index entries: {count}")),
+        "{}",
+        checked.stdout
+    );
+    app.start();
+    for i in [0, 9_999, 10_000, count - 1] {
+        let described = app
+            .client()
+            .describe_association(&format!("c{}", i % 3), &format!("a-{i:017}"));
+        assert_eq!(described.status, 200, "{described:?}");
+        assert_eq!(
+            described.body["association"]["serviceAccount"],
+            format!("sa-{i}")
+        );
+    }
+}
+
+#[test]
+fn a_store_left_by_an_unfinished_import_is_refused_and_checked_as_such() {
+    let app = TestApp::unstarted();
+    let file = write_file(
+        app.data_dir.parent().unwrap(),
+        "bulk.ndjson",
+        &generated_export(1, 3),
+    );
+    assert_success(&import(&app.data_dir, &file));
+    {
+        // As an import leaves it when it stops before its end.
+        let db = sled::open(&app.data_dir).unwrap();
+        db.open_tree(keys::TREE_META)
+            .unwrap()
+            .insert(keys::META_IMPORT_UNFINISHED, &b"1"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let checked = check_after_own_changes(&app.data_dir);
+    assert!(
+        problems(&checked)
+            .iter()
+            .any(|p| p.starts_with("an import into this store did not finish")),
+        "{}",
+        checked.stdout
+    );
+    let served = run_to_exit(command(
+        &[
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            app.data_dir.as_os_str(),
+        ],
+        &[],
+    ));
+    assert_refused(&served, "an import into it did not finish");
+}
+
 #[test]
 fn import_refuses_a_store_that_is_not_empty_and_leaves_it_as_it_was() {
     let mut app = TestApp::spawn();
