@@ -78,8 +78,9 @@ pub fn import(
         export.associations.len()
     ));
     let imported = store.import(&export.clusters, &export.associations);
-    // Closed in every case: a failed import wrote nothing, but the store
-    // was opened (perhaps created) and is left clean.
+    // Closed in every case, so that what was written is on disk: after a
+    // failure that is part of the file under the unfinished-import marker,
+    // which the server refuses.
     let closed = store.close();
     progress.finish();
     let imported = imported?;

@@ -199,6 +199,9 @@ impl Inner {
             }
             Ok(())
         })?;
+        // Counted like any write, so the store's write count (and the
+        // `durable-writes` witness written at close) covers the import.
+        self.commit.note_write();
         // In batches: one transaction of a million inserts keeps every
         // replaced version of sled's nodes in memory until it ends (some
         // 11 GiB for a million associations).
@@ -216,6 +219,7 @@ impl Inner {
                 }
                 Ok(())
             })?;
+            self.commit.note_write();
         }
         self.trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
         Ok(Imported {

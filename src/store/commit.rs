@@ -68,7 +68,14 @@ pub struct QueuedWrite(Arc<GroupCommit>);
 
 impl Drop for QueuedWrite {
     fn drop(&mut self) {
-        self.0.queued.fetch_sub(1, Ordering::SeqCst);
+        let commit = &self.0;
+        if commit.queued.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The last queued write is done; one that failed asks for no
+            // flush, so wake a flusher that may be gathering for it.
+            if let Ok(_requests) = commit.requests.lock() {
+                commit.wake.notify_one();
+            }
+        }
     }
 }
 
@@ -268,6 +275,12 @@ impl GroupCommit {
                 }
             }
             if stop {
+                // Writes made after the stop are never flushed: their writers
+                // hear so instead of waiting for ever.
+                self.durable.send_modify(|d| {
+                    d.failure
+                        .get_or_insert_with(|| "the store is closed".into());
+                });
                 return;
             }
         }

@@ -489,6 +489,14 @@ fn an_import_larger_than_one_write_batch_is_written_whole() {
         "{}",
         checked.stdout
     );
+    // The import's writes are counted like any others: a data file later
+    // cut back to before them is refused (`durable-writes`, checked at start).
+    let witnessed: u64 = std::fs::read_to_string(app.data_dir.join("durable-writes"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(witnessed > 0, "the import's writes were not counted");
     app.start();
     for i in [0, 9_999, 10_000, count - 1] {
         let described = app
