@@ -250,7 +250,7 @@ fn delete_cluster_racing_creates_leaves_none_of_the_clusters_records_behind() {
     app.given_association("other", "default", "app", &role("r"));
     app.kill();
     {
-        let db = sled::open(&app.data_dir).unwrap();
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
         for tree in [
             keys::TREE_ASSOCIATIONS,
             keys::TREE_ASSOCIATION_INDEX,

@@ -752,7 +752,7 @@ pub struct StoredCounts {
 /// Counts the records of the store in `data_dir` (no server may hold it).
 pub fn stored_counts(data_dir: &Path) -> StoredCounts {
     use pod_identity_store::store::keys;
-    let db = sled::open(data_dir).expect("the store opens");
+    let db = open_store_directly(data_dir).expect("the store opens");
     let count = |tree: &str| db.open_tree(tree).expect("tree").len();
     StoredCounts {
         clusters: count(keys::TREE_CLUSTERS),
@@ -941,6 +941,47 @@ impl Drop for TestApp {
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
+        }
+    }
+}
+
+/// The store opened with sled itself, as tests do to look inside it or to
+/// damage it. Dropping it waits until sled has let go of its lock on the
+/// data file, so that a server or command started next does not find the
+/// store "in use by another process": sled closes the file only once the
+/// last of its internal references is dropped, some of them later, through
+/// its epoch-based garbage collection.
+pub struct DirectStore {
+    db: Option<sled::Db>,
+    data_file: PathBuf,
+}
+
+pub fn open_store_directly(data_dir: &Path) -> sled::Result<DirectStore> {
+    Ok(DirectStore {
+        db: Some(sled::open(data_dir)?),
+        data_file: data_dir.join("db"),
+    })
+}
+
+impl std::ops::Deref for DirectStore {
+    type Target = sled::Db;
+    fn deref(&self) -> &sled::Db {
+        self.db.as_ref().expect("open until dropped")
+    }
+}
+
+impl Drop for DirectStore {
+    fn drop(&mut self) {
+        drop(self.db.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            // Runs the garbage collection that drops sled's last references.
+            sled::pin().flush();
+            let free = File::open(&self.data_file).is_ok_and(|f| f.try_lock().is_ok());
+            if free {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -19,7 +19,7 @@ fn serve_args(data_dir: &Path) -> Vec<OsString> {
 }
 
 fn schema_version(data_dir: &Path) -> u32 {
-    let db = sled::open(data_dir).unwrap();
+    let db = crate::helpers::open_store_directly(data_dir).unwrap();
     let meta = db.open_tree(TREE_META).unwrap();
     let bytes = meta
         .get(META_SCHEMA_VERSION)
@@ -35,7 +35,7 @@ fn a_store_written_with_a_newer_schema_version_is_refused_and_left_alone() {
     app.kill();
     assert_eq!(schema_version(&app.data_dir), LATEST);
     {
-        let db = sled::open(&app.data_dir).unwrap();
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
         let meta = db.open_tree(TREE_META).unwrap();
         meta.insert(META_SCHEMA_VERSION, &99u32.to_be_bytes())
             .unwrap();

@@ -94,7 +94,7 @@ fn problems(exit: &Exit) -> Vec<&str> {
 /// files (its snapshot, the end of its log) whenever it opens a store, also
 /// when nothing is written.
 fn entries(data_dir: &Path) -> BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> {
-    let db = sled::open(data_dir).expect("the store opens");
+    let db = crate::helpers::open_store_directly(data_dir).expect("the store opens");
     let mut found = BTreeMap::new();
     for name in db.tree_names() {
         for entry in db.open_tree(&name).unwrap().iter() {
@@ -215,7 +215,7 @@ fn check_reports_the_counts_of_a_clean_stopped_store_and_changes_nothing() {
         .find_map(|l| l.strip_prefix("record bytes: "))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no record bytes line in {}", exit.stdout));
-    let db = sled::open(&app.data_dir).unwrap();
+    let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
     let mut counted = 0u64;
     for tree in [
         keys::TREE_META,
@@ -240,7 +240,7 @@ fn check_names_an_association_that_lost_its_index_entry() {
     let a = app.given_association("c1", "default", "app", &role("app"));
     app.stop();
     {
-        let db = sled::open(&app.data_dir).unwrap();
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
         let index = db.open_tree(keys::TREE_ASSOCIATION_INDEX).unwrap();
         assert!(index.remove(b"c1\0default\0app").unwrap().is_some());
         db.flush().unwrap();
@@ -286,7 +286,7 @@ fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
         create_token: None,
     };
     {
-        let db = sled::open(&app.data_dir).unwrap();
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
         let associations = db.open_tree(keys::TREE_ASSOCIATIONS).unwrap();
         let index = db.open_tree(keys::TREE_ASSOCIATION_INDEX).unwrap();
         // An association whose cluster does not exist (with its index entry).
@@ -353,7 +353,7 @@ fn check_names_a_cluster_whose_count_disagrees_with_its_associations() {
     app.stop();
     {
         // Removing an association and its index entry but not the count.
-        let db = sled::open(&app.data_dir).unwrap();
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
         let key = keys::association(
             &ClusterName::parse("name", "c1").unwrap(),
             &AssociationId::parse(s(&a, "associationId")).unwrap(),
@@ -521,7 +521,7 @@ fn a_store_left_by_an_unfinished_import_is_refused_and_checked_as_such() {
     assert_success(&import(&app.data_dir, &file));
     {
         // As an import leaves it when it stops before its end.
-        let db = sled::open(&app.data_dir).unwrap();
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
         db.open_tree(keys::TREE_META)
             .unwrap()
             .insert(keys::META_IMPORT_UNFINISHED, &b"1"[..])

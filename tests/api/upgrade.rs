@@ -35,7 +35,7 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// Writes the frozen schema-1 entries into a new store at `data_dir`.
 pub fn load_fixture(data_dir: &Path) {
-    let db = sled::open(data_dir).unwrap();
+    let db = crate::helpers::open_store_directly(data_dir).unwrap();
     let text = std::fs::read_to_string(fixture()).unwrap();
     for line in text.lines() {
         let [tree, key, value] = line.split('\t').collect::<Vec<_>>()[..] else {
@@ -50,7 +50,7 @@ pub fn load_fixture(data_dir: &Path) {
 }
 
 pub fn schema_version(data_dir: &Path) -> u32 {
-    let db = sled::open(data_dir).unwrap();
+    let db = crate::helpers::open_store_directly(data_dir).unwrap();
     let bytes = db
         .open_tree(keys::TREE_META)
         .unwrap()
@@ -219,7 +219,7 @@ fn deleting_a_migrated_association_removes_the_tokens_it_was_created_and_updated
     let up = Upgrade::new();
     load_fixture(&up.data_dir());
     let token_keys = |data_dir: &Path| -> Vec<Vec<u8>> {
-        let db = sled::open(data_dir).unwrap();
+        let db = crate::helpers::open_store_directly(data_dir).unwrap();
         db.open_tree(keys::TREE_TOKENS)
             .unwrap()
             .iter()
@@ -265,7 +265,7 @@ fn build_schema_1_store(
     per_cluster: usize,
 ) -> Vec<(String, Vec<String>)> {
     let identity = AwsIdentity::new("us-east-1", "123456789012");
-    let db = sled::open(data_dir).unwrap();
+    let db = crate::helpers::open_store_directly(data_dir).unwrap();
     let tree = |name: &str| db.open_tree(name).unwrap();
     let (clusters_tree, associations, index) = (
         tree(keys::TREE_CLUSTERS),
@@ -415,7 +415,7 @@ fn a_crash_in_the_middle_of_the_migration_leaves_a_store_the_next_start_migrates
 /// Moves the frozen tokens' expiry (24 hours after they were written) to an
 /// hour from now, so that they are live whenever the test runs.
 fn renew_fixture_tokens(data_dir: &Path) {
-    let db = sled::open(data_dir).unwrap();
+    let db = crate::helpers::open_store_directly(data_dir).unwrap();
     let tokens = db.open_tree(keys::TREE_TOKENS).unwrap();
     let expiry = db.open_tree(keys::TREE_TOKEN_EXPIRY).unwrap();
     let later = Timestamp::now().plus_seconds(3_600);
