@@ -52,7 +52,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use common::http::Connection;
-use common::{list_page, percentile_ms, ClientResult};
+use common::{list_page, ClientResult, Summary};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -412,28 +412,19 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
     let cpu_after = cpu_ticks(shared.server_pid);
     let after = commit_counters(&shared.base);
 
-    let mut all: Vec<u64> = results
-        .iter()
-        .flat_map(|r| r.latencies_ns.iter().copied())
-        .collect();
-    all.sort_unstable();
-    let requests = all.len() as u64;
+    let summary = Summary::of(results);
     Measurement {
         op,
         concurrency: clients,
-        requests,
+        requests: summary.requests,
         seconds: elapsed,
-        rps: requests as f64 / elapsed,
-        p50_ms: percentile_ms(&all, 0.50),
-        p99_ms: percentile_ms(&all, 0.99),
-        p999_ms: percentile_ms(&all, 0.999),
-        max_ms: all.last().map_or(0.0, |&ns| ns as f64 / 1e6),
-        errors: results.iter().map(|r| r.errors).sum(),
-        first_errors: results
-            .into_iter()
-            .flat_map(|r| r.first_errors)
-            .take(5)
-            .collect(),
+        rps: summary.requests as f64 / elapsed,
+        p50_ms: summary.p50_ms,
+        p99_ms: summary.p99_ms,
+        p999_ms: summary.p999_ms,
+        max_ms: summary.max_ms,
+        errors: summary.errors,
+        first_errors: summary.first_errors,
         commits: op
             .durable()
             .then(|| (after.0 - before.0, after.1 - before.1)),

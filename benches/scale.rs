@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::http::Connection;
-use common::{list_page, percentile_ms, ClientResult};
+use common::{list_page, ClientResult, Summary};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -397,6 +397,8 @@ struct Measurement {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
     errors: u64,
     first_errors: Vec<String>,
     /// The server's largest resident memory sampled during the measurement.
@@ -430,26 +432,19 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
 
-    let mut all: Vec<u64> = results
-        .iter()
-        .flat_map(|r| r.latencies_ns.iter().copied())
-        .collect();
-    all.sort_unstable();
-    let requests = all.len() as u64;
+    let summary = Summary::of(results);
     Measurement {
         op,
         concurrency: clients,
-        requests,
+        requests: summary.requests,
         seconds: elapsed,
-        rps: requests as f64 / elapsed,
-        p50_ms: percentile_ms(&all, 0.50),
-        p99_ms: percentile_ms(&all, 0.99),
-        errors: results.iter().map(|r| r.errors).sum(),
-        first_errors: results
-            .into_iter()
-            .flat_map(|r| r.first_errors)
-            .take(5)
-            .collect(),
+        rps: summary.requests as f64 / elapsed,
+        p50_ms: summary.p50_ms,
+        p99_ms: summary.p99_ms,
+        p999_ms: summary.p999_ms,
+        max_ms: summary.max_ms,
+        errors: summary.errors,
+        first_errors: summary.first_errors,
         peak_rss: peak.load(Ordering::Relaxed),
     }
 }
@@ -701,7 +696,7 @@ fn store_json(s: &StoreResult) -> Value {
             "requests": m.requests,
             "seconds": m.seconds,
             "requests_per_second": m.rps,
-            "latency_ms": { "p50": m.p50_ms, "p99": m.p99_ms },
+            "latency_ms": { "p50": m.p50_ms, "p99": m.p99_ms, "p99_9": m.p999_ms, "max": m.max_ms },
             "errors": m.errors,
             "first_errors": m.first_errors,
             "peak_rss_bytes": m.peak_rss,

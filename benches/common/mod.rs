@@ -34,8 +34,43 @@ impl ClientResult {
     }
 }
 
+/// What all the clients of one measurement saw together.
+pub struct Summary {
+    pub requests: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
+    /// The first few errors, for the report.
+    pub first_errors: Vec<String>,
+}
+
+impl Summary {
+    pub fn of(results: Vec<ClientResult>) -> Summary {
+        let mut all: Vec<u64> = results
+            .iter()
+            .flat_map(|r| r.latencies_ns.iter().copied())
+            .collect();
+        all.sort_unstable();
+        Summary {
+            requests: all.len() as u64,
+            p50_ms: percentile_ms(&all, 0.50),
+            p99_ms: percentile_ms(&all, 0.99),
+            p999_ms: percentile_ms(&all, 0.999),
+            max_ms: all.last().map_or(0.0, |&ns| ns as f64 / 1e6),
+            errors: results.iter().map(|r| r.errors).sum(),
+            first_errors: results
+                .into_iter()
+                .flat_map(|r| r.first_errors)
+                .take(5)
+                .collect(),
+        }
+    }
+}
+
 /// The `p` quantile of sorted nanosecond latencies, in milliseconds.
-pub fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
+fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -887,30 +887,10 @@ impl TestApp {
     #[track_caller]
     pub fn start(&mut self) {
         assert!(self.server.is_none(), "the server is already running");
-        // Tests open the store with sled themselves (`stored_counts`, …) just
-        // before starting the server again, and sled lets go of its file lock
-        // a moment after its handle is dropped: a start refused for that lock
-        // is tried again. Nothing else can hold a test's temp data dir.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let server = loop {
-            let logged = std::fs::metadata(&self.log).map_or(0, |m| m.len());
-            match Self::launch(&self.data_dir, self.config.as_deref(), &self.env, &self.log) {
-                Ok(server) => break server,
-                Err(_) if Instant::now() < deadline && self.logged_lock_refusal(logged) => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("the server did not start again: {e}"),
-            }
-        };
+        let server = Self::launch(&self.data_dir, self.config.as_deref(), &self.env, &self.log)
+            .unwrap_or_else(|e| panic!("the server did not start again: {e}"));
         self.client = Client::new(server.addr);
         self.server = Some(server);
-    }
-
-    /// Whether the server's log, after its first `from` bytes, says the store was in use.
-    fn logged_lock_refusal(&self, from: u64) -> bool {
-        let log = std::fs::read(&self.log).unwrap_or_default();
-        let new = log.get(from as usize..).unwrap_or_default();
-        String::from_utf8_lossy(new).contains("in use by another process")
     }
 
     /// SIGKILL, then start again on the same data dir.

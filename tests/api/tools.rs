@@ -31,20 +31,6 @@ fn check(data_dir: &Path) -> Exit {
     ])
 }
 
-/// `check` right after the test changed the store with sled itself: sled
-/// lets go of its file lock a moment after its handle is dropped, so a
-/// refusal for that lock is tried again (nothing else holds a test's store).
-fn check_after_own_changes(data_dir: &Path) -> Exit {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let exit = check(data_dir);
-        if !exit.stderr.contains("in use by another process") || Instant::now() > deadline {
-            return exit;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn import(data_dir: &Path, file: &Path) -> Exit {
     run(&[
         "import".as_ref(),
@@ -246,7 +232,7 @@ fn check_names_an_association_that_lost_its_index_entry() {
         db.flush().unwrap();
     }
 
-    let exit = check_after_own_changes(&app.data_dir);
+    let exit = check(&app.data_dir);
     assert!(!exit.status.success(), "{}", exit.stdout);
     assert!(exit.stdout.contains("index entries: 0"), "{}", exit.stdout);
     assert_eq!(
@@ -325,7 +311,7 @@ fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
         db.flush().unwrap();
     }
 
-    let exit = check_after_own_changes(&app.data_dir);
+    let exit = check(&app.data_dir);
     assert!(!exit.status.success(), "{}", exit.stdout);
     let problems = problems(&exit);
     let expected = [
@@ -368,7 +354,7 @@ fn check_names_a_cluster_whose_count_disagrees_with_its_associations() {
             .unwrap();
         db.flush().unwrap();
     }
-    let exit = check_after_own_changes(&app.data_dir);
+    let exit = check(&app.data_dir);
     assert_eq!(
         problems(&exit),
         ["cluster c1 counts 1 associations but has 0"]
@@ -528,7 +514,7 @@ fn a_store_left_by_an_unfinished_import_is_refused_and_checked_as_such() {
             .unwrap();
         db.flush().unwrap();
     }
-    let checked = check_after_own_changes(&app.data_dir);
+    let checked = check(&app.data_dir);
     assert!(
         problems(&checked)
             .iter()
