@@ -2,8 +2,9 @@
 //!
 //! Layout (names in `keys`): one tree per kind of record, all keyed so that a
 //! cluster's records form one key range. Every change that touches several
-//! keys is one sled transaction over all trees, and every write is answered
-//! only after the group commit (`commit`) made it durable.
+//! keys is made in one sled transaction over all trees (which writes queued
+//! together may share: `writer`), and every write is answered only after the
+//! group commit (`commit`) made it durable.
 //!
 //! # Limits
 //! - sled 0.34.7 runs transactions one at a time (a global lock), and a
@@ -26,13 +27,16 @@ mod ops;
 pub mod records;
 mod writer;
 
+use std::cell::Cell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::Transactional;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::{IVec, Transactional};
 
 pub use backup::{contents, Imported, Snapshot, StoreContents};
 pub use check::{check, CheckReport};
@@ -62,6 +66,7 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Trees {
     meta: sled::Tree,
     clusters: sled::Tree,
@@ -98,16 +103,50 @@ struct Inner {
     /// holds it exclusively while it copies the trees, so that it sees the
     /// store between two transactions and never in the middle of a scan
     /// that a transaction changed under it.
-    writers: RwLock<()>,
+    writers: Arc<RwLock<()>>,
 }
 
 /// The trees as seen inside one transaction.
 struct Tx<'a> {
-    clusters: &'a TransactionalTree,
-    associations: &'a TransactionalTree,
-    index: &'a TransactionalTree,
-    tokens: &'a TransactionalTree,
-    expiry: &'a TransactionalTree,
+    clusters: TxTree<'a>,
+    associations: TxTree<'a>,
+    index: TxTree<'a>,
+    tokens: TxTree<'a>,
+    expiry: TxTree<'a>,
+    writes: &'a Cell<u64>,
+}
+
+impl Tx<'_> {
+    /// How many inserts and removals this transaction has made so far.
+    fn writes(&self) -> u64 {
+        self.writes.get()
+    }
+}
+
+/// One tree inside a transaction. It counts the writes made through it, so
+/// that the writer thread can tell a write that was refused before it
+/// changed anything from one refused halfway (see `writer`).
+struct TxTree<'a> {
+    tree: &'a TransactionalTree,
+    writes: &'a Cell<u64>,
+}
+
+type TxTreeResult = Result<Option<IVec>, UnabortableTransactionError>;
+
+impl TxTree<'_> {
+    fn get(&self, key: impl AsRef<[u8]>) -> TxTreeResult {
+        self.tree.get(key)
+    }
+
+    fn insert(&self, key: impl AsRef<[u8]> + Into<IVec>, value: impl Into<IVec>) -> TxTreeResult {
+        self.writes.set(self.writes.get() + 1);
+        self.tree.insert(key, value)
+    }
+
+    fn remove(&self, key: impl AsRef<[u8]> + Into<IVec>) -> TxTreeResult {
+        self.writes.set(self.writes.get() + 1);
+        self.tree.remove(key)
+    }
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -326,17 +365,18 @@ impl Store {
         let page_token_secret = page_token_secret(&trees.meta)?;
         sync_now(&db, dir)?;
         let (commit, flusher) = GroupCommit::start(db.clone(), trees.meta.clone(), dir)?;
+        let writers = Arc::new(RwLock::new(()));
         let inner = Inner {
             dir: dir.to_owned(),
             db,
+            flusher: Mutex::new(Some(flusher)),
+            writer: Writer::start(trees.clone(), Arc::clone(&writers), Arc::clone(&commit))
+                .map_err(|e| StoreError::io("start the writer thread", dir, e))?,
             trees,
             commit,
-            flusher: Mutex::new(Some(flusher)),
-            writer: Writer::start()
-                .map_err(|e| StoreError::io("start the writer thread", dir, e))?,
             settings,
             page_token_secret,
-            writers: RwLock::new(()),
+            writers,
         };
         inner.finish_deletions()?;
         sync_now(&inner.db, dir)?;
@@ -419,6 +459,26 @@ impl Store {
         self.inner.commit.durable().await?;
         Ok(value)
     }
+
+    /// Like `write`, for a write that is one transaction: its `body` runs
+    /// inside a transaction shared with the other such writes queued at the
+    /// writer thread (`writer`), so that they pay for one commit together.
+    /// The body may run more than once, and must not scan.
+    async fn write_grouped<T, F>(&self, body: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Inner, &Tx<'_>) -> TxResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let queued = self.inner.commit.queue_write();
+        let value = self
+            .inner
+            .writer
+            .run_grouped(queued, move |tx| body(&inner, tx))
+            .await?;
+        self.inner.commit.durable().await?;
+        Ok(value)
+    }
 }
 
 impl Inner {
@@ -428,22 +488,37 @@ impl Inner {
     /// `writers`): a second shared lock in the same thread can queue behind
     /// a waiting snapshot that waits for the first one.
     fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
-        // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
-        let _writing = self.writers.read().unwrap_or_else(PoisonError::into_inner);
-        let t = &self.trees;
-        (&t.clusters, &t.associations, &t.index, &t.tokens, &t.expiry)
-            .transaction(|(clusters, associations, index, tokens, expiry)| {
-                f(&Tx {
-                    clusters,
-                    associations,
-                    index,
-                    tokens,
-                    expiry,
-                })
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Engine(e),
-            })
+        transact(&self.trees, &self.writers, f).map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Engine(e),
+        })
     }
+}
+
+/// One transaction over every data tree, holding `writers` shared (see `Inner::writers`).
+fn transact<T, E>(
+    trees: &Trees,
+    writers: &RwLock<()>,
+    f: impl Fn(&Tx<'_>) -> Result<T, ConflictableTransactionError<E>>,
+) -> Result<T, TransactionError<E>> {
+    // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
+    let _writing = writers.read().unwrap_or_else(PoisonError::into_inner);
+    let t = trees;
+    (&t.clusters, &t.associations, &t.index, &t.tokens, &t.expiry).transaction(
+        |(clusters, associations, index, tokens, expiry)| {
+            let writes = Cell::new(0);
+            let tree = |tree| TxTree {
+                tree,
+                writes: &writes,
+            };
+            f(&Tx {
+                clusters: tree(clusters),
+                associations: tree(associations),
+                index: tree(index),
+                tokens: tree(tokens),
+                expiry: tree(expiry),
+                writes: &writes,
+            })
+        },
+    )
 }

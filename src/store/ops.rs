@@ -1,6 +1,8 @@
-//! The store's operations. Each write is one transaction that checks the
-//! service's rules (via the domain types) and writes the record, its index
-//! entry, its token and the cluster's counter together, or nothing.
+//! The store's operations. Each write is one transaction body that checks
+//! the service's rules (via the domain types) and writes the record, its
+//! index entry, its token and the cluster's counter together, or nothing.
+//! A body makes its checks before its first write: then a refused write
+//! leaves the transaction it shares with other writes untouched (`writer`).
 
 use super::keys::{self, TokenScope};
 use super::records::{
@@ -209,51 +211,45 @@ impl Inner {
 
     fn create_cluster(
         &self,
-        request: NewCluster,
-        token: Option<ClientRequestToken>,
+        tx: &Tx<'_>,
+        request: &NewCluster,
+        idempotency: Option<&Idempotency>,
         now: Timestamp,
-    ) -> Result<Cluster, StoreError> {
-        let fingerprint =
-            serde_json::to_vec(&request).expect("a cluster request always serializes");
-        let idempotency =
-            Idempotency::new(token, &request.name, TokenScope::CreateCluster, fingerprint);
-        self.transact(|tx| {
-            if let Some(idem) = &idempotency {
-                match idem.replay(tx, &request.name, now)? {
-                    Some(SavedResponse::Cluster(saved)) => return Ok(saved.to_cluster()),
-                    Some(_) => return Err(wrong_saved_answer()),
-                    None => {}
-                }
+    ) -> TxResult<Cluster> {
+        if let Some(idem) = idempotency {
+            match idem.replay(tx, &request.name, now)? {
+                Some(SavedResponse::Cluster(saved)) => return Ok(saved.to_cluster()),
+                Some(_) => return Err(wrong_saved_answer()),
+                None => {}
             }
-            if tx.clusters.get(keys::cluster(&request.name))?.is_some() {
-                return Err(reject(DomainError::ClusterExists(request.name.clone())));
-            }
-            let cluster = Cluster::new(request.clone(), now, self.settings.activation_delay_ms);
-            let record = ClusterRecord::new(cluster.clone());
-            tx.put_cluster(&record)?;
-            if let Some(idem) = &idempotency {
-                idem.save(tx, SavedResponse::Cluster(record), self.token_expiry(now))?;
-            }
-            Ok(cluster)
-        })
+        }
+        if tx.clusters.get(keys::cluster(&request.name))?.is_some() {
+            return Err(reject(DomainError::ClusterExists(request.name.clone())));
+        }
+        let cluster = Cluster::new(request.clone(), now, self.settings.activation_delay_ms);
+        let record = ClusterRecord::new(cluster.clone());
+        tx.put_cluster(&record)?;
+        if let Some(idem) = idempotency {
+            idem.save(tx, SavedResponse::Cluster(record), self.token_expiry(now))?;
+        }
+        Ok(cluster)
     }
 
     /// Creates the cluster with this status unless a cluster of that name exists.
     fn ensure_cluster(
         &self,
-        request: NewCluster,
+        tx: &Tx<'_>,
+        request: &NewCluster,
         status: ClusterStatus,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.transact(|tx| {
-            if tx.clusters.get(keys::cluster(&request.name))?.is_some() {
-                return Ok(false);
-            }
-            let mut cluster = Cluster::new(request.clone(), now, 0);
-            cluster.set_status(status);
-            tx.put_cluster(&ClusterRecord::new(cluster))?;
-            Ok(true)
-        })
+    ) -> TxResult<bool> {
+        if tx.clusters.get(keys::cluster(&request.name))?.is_some() {
+            return Ok(false);
+        }
+        let mut cluster = Cluster::new(request.clone(), now, 0);
+        cluster.set_status(status);
+        tx.put_cluster(&ClusterRecord::new(cluster))?;
+        Ok(true)
     }
 
     fn cluster_record(&self, name: &ClusterName) -> Result<ClusterRecord, StoreError> {
@@ -357,87 +353,78 @@ impl Inner {
 
     fn set_cluster_status(
         &self,
+        tx: &Tx<'_>,
         name: &ClusterName,
         status: ClusterStatus,
-    ) -> Result<Cluster, StoreError> {
-        self.transact(|tx| {
-            let mut record = tx.cluster(name)?;
-            let mut cluster = record.to_cluster();
-            cluster.set_status(status);
-            record.set_status_from(&cluster);
-            tx.put_cluster(&record)?;
-            Ok(cluster)
-        })
+    ) -> TxResult<Cluster> {
+        let mut record = tx.cluster(name)?;
+        let mut cluster = record.to_cluster();
+        cluster.set_status(status);
+        record.set_status_from(&cluster);
+        tx.put_cluster(&record)?;
+        Ok(cluster)
     }
 
     fn create_association(
         &self,
+        tx: &Tx<'_>,
         cluster: &ClusterName,
-        request: NewAssociation,
-        token: Option<ClientRequestToken>,
+        id: &AssociationId,
+        request: &NewAssociation,
+        idempotency: Option<&Idempotency>,
         now: Timestamp,
-    ) -> Result<Association, StoreError> {
-        let id = AssociationId::generate();
-        let idempotency = Idempotency::new(
-            token,
-            cluster,
-            TokenScope::CreateAssociation,
-            request.fingerprint(),
-        );
+    ) -> TxResult<Association> {
         let index_key =
             keys::association_index(cluster, &request.namespace, &request.service_account);
-        self.transact(|tx| {
-            if let Some(idem) = &idempotency {
-                tx.cluster(cluster)?;
-                match idem.replay(tx, cluster, now)? {
-                    Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
-                    Some(_) => return Err(wrong_saved_answer()),
-                    None => {}
-                }
+        if let Some(idem) = idempotency {
+            tx.cluster(cluster)?;
+            match idem.replay(tx, cluster, now)? {
+                Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
+                Some(_) => return Err(wrong_saved_answer()),
+                None => {}
             }
-            let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
-            if let Some(bytes) = tx.index.get(&index_key)? {
-                let existing: IndexRecord = decode(&bytes).map_err(abort)?;
-                return Err(reject(DomainError::AssociationExists {
-                    cluster: cluster.clone(),
-                    existing: existing.id,
-                }));
-            }
-            let limit = self.settings.associations_per_cluster;
-            if cluster_record.association_count >= limit {
-                return Err(reject(DomainError::AssociationLimitExceeded {
-                    cluster: cluster.clone(),
-                    limit,
-                }));
-            }
-            if tx
-                .associations
-                .get(keys::association(cluster, &id))?
-                .is_some()
-            {
-                // 88 random bits make this practically impossible; never overwrite.
-                return Err(abort(StoreError::Internal(format!(
-                    "generated association ID {id} already exists"
-                ))));
-            }
-            let association = Association::new(cluster.clone(), id.clone(), request.clone(), now)
-                .map_err(reject)?;
-            let record =
-                AssociationRecord::new(&association, idempotency.as_ref().map(|i| i.key.clone()));
-            tx.put_association(&record)?;
-            tx.index
-                .insert(index_key.clone(), encode(&IndexRecord { id: id.clone() }))?;
-            if let Some(idem) = &idempotency {
-                idem.save(
-                    tx,
-                    SavedResponse::Association(record),
-                    self.token_expiry(now),
-                )?;
-            }
-            cluster_record.association_count += 1;
-            tx.put_cluster(&cluster_record)?;
-            Ok(association)
-        })
+        }
+        let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
+        if let Some(bytes) = tx.index.get(&index_key)? {
+            let existing: IndexRecord = decode(&bytes).map_err(abort)?;
+            return Err(reject(DomainError::AssociationExists {
+                cluster: cluster.clone(),
+                existing: existing.id,
+            }));
+        }
+        let limit = self.settings.associations_per_cluster;
+        if cluster_record.association_count >= limit {
+            return Err(reject(DomainError::AssociationLimitExceeded {
+                cluster: cluster.clone(),
+                limit,
+            }));
+        }
+        if tx
+            .associations
+            .get(keys::association(cluster, id))?
+            .is_some()
+        {
+            // 88 random bits make this practically impossible; never overwrite.
+            return Err(abort(StoreError::Internal(format!(
+                "generated association ID {id} already exists"
+            ))));
+        }
+        let association =
+            Association::new(cluster.clone(), id.clone(), request.clone(), now).map_err(reject)?;
+        let record = AssociationRecord::new(&association, idempotency.map(|i| i.key.clone()));
+        tx.put_association(&record)?;
+        tx.index
+            .insert(index_key, encode(&IndexRecord { id: id.clone() }))?;
+        if let Some(idem) = idempotency {
+            idem.save(
+                tx,
+                SavedResponse::Association(record),
+                self.token_expiry(now),
+            )?;
+        }
+        cluster_record.association_count += 1;
+        tx.put_cluster(&cluster_record)?;
+        Ok(association)
     }
 
     fn association(
@@ -494,46 +481,39 @@ impl Inner {
 
     fn update_association(
         &self,
+        tx: &Tx<'_>,
         cluster: &ClusterName,
         id: &AssociationId,
-        update: AssociationUpdate,
-        token: Option<ClientRequestToken>,
+        update: &AssociationUpdate,
+        idempotency: Option<&Idempotency>,
         now: Timestamp,
-    ) -> Result<Association, StoreError> {
-        let idempotency = Idempotency::new(
-            token,
-            cluster,
-            TokenScope::UpdateAssociation(id),
-            update.fingerprint(),
-        );
-        self.transact(|tx| {
-            let cluster_record = tx.cluster(cluster)?;
-            let record = tx.association(cluster, id)?;
-            if let Some(idem) = &idempotency {
-                match idem.replay(tx, cluster, now)? {
-                    Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
-                    Some(_) => return Err(wrong_saved_answer()),
-                    None => {}
-                }
+    ) -> TxResult<Association> {
+        let cluster_record = tx.cluster(cluster)?;
+        let record = tx.association(cluster, id)?;
+        if let Some(idem) = idempotency {
+            match idem.replay(tx, cluster, now)? {
+                Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
+                Some(_) => return Err(wrong_saved_answer()),
+                None => {}
             }
-            let current: Association = record.clone().into();
-            current
-                .check_claims(&update.claims, &self.settings.identity)
-                .map_err(reject)?;
-            ensure_writable(&cluster_record, self, now)?;
-            let result = match current.updated(&update, now).map_err(reject)? {
-                Some(changed) => {
-                    tx.put_association(&record.with(&changed))?;
-                    changed
-                }
-                None => current,
-            };
-            if let Some(idem) = &idempotency {
-                let saved = SavedResponse::Association(AssociationRecord::new(&result, None));
-                idem.save(tx, saved, self.token_expiry(now))?;
+        }
+        let current: Association = record.clone().into();
+        current
+            .check_claims(&update.claims, &self.settings.identity)
+            .map_err(reject)?;
+        ensure_writable(&cluster_record, self, now)?;
+        let result = match current.updated(update, now).map_err(reject)? {
+            Some(changed) => {
+                tx.put_association(&record.with(&changed))?;
+                changed
             }
-            Ok(result)
-        })
+            None => current,
+        };
+        if let Some(idem) = idempotency {
+            let saved = SavedResponse::Association(AssociationRecord::new(&result, None));
+            idem.save(tx, saved, self.token_expiry(now))?;
+        }
+        Ok(result)
     }
 
     /// Deletes an association with its index entry, its tags (in the record)
@@ -620,32 +600,31 @@ impl Inner {
     /// Replaces a resource's tags with `change(old tags)`.
     fn retag(
         &self,
+        tx: &Tx<'_>,
         resource: &TaggableResource,
         arn: &str,
         change: impl Fn(&Tags) -> Result<Tags, DomainError>,
-    ) -> Result<(), StoreError> {
+    ) -> TxResult<()> {
         let not_found = || reject(DomainError::TaggedResourceNotFound(arn.to_owned()));
-        self.transact(|tx| {
-            match resource {
-                TaggableResource::Cluster(name) => {
-                    let Some(bytes) = tx.clusters.get(keys::cluster(name))? else {
-                        return Err(not_found());
-                    };
-                    let mut record: ClusterRecord = decode(&bytes).map_err(abort)?;
-                    record.tags = change(&record.tags).map_err(reject)?;
-                    tx.put_cluster(&record)?;
-                }
-                TaggableResource::Association(cluster, id) => {
-                    let Some(bytes) = tx.associations.get(keys::association(cluster, id))? else {
-                        return Err(not_found());
-                    };
-                    let mut record: AssociationRecord = decode(&bytes).map_err(abort)?;
-                    record.tags = change(&record.tags).map_err(reject)?;
-                    tx.put_association(&record)?;
-                }
+        match resource {
+            TaggableResource::Cluster(name) => {
+                let Some(bytes) = tx.clusters.get(keys::cluster(name))? else {
+                    return Err(not_found());
+                };
+                let mut record: ClusterRecord = decode(&bytes).map_err(abort)?;
+                record.tags = change(&record.tags).map_err(reject)?;
+                tx.put_cluster(&record)?;
             }
-            Ok(())
-        })
+            TaggableResource::Association(cluster, id) => {
+                let Some(bytes) = tx.associations.get(keys::association(cluster, id))? else {
+                    return Err(not_found());
+                };
+                let mut record: AssociationRecord = decode(&bytes).map_err(abort)?;
+                record.tags = change(&record.tags).map_err(reject)?;
+                tx.put_association(&record)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes tokens that expired before `now`, at most `batch` of them.
@@ -692,7 +671,11 @@ impl Store {
         token: Option<ClientRequestToken>,
         now: Timestamp,
     ) -> Result<Cluster, StoreError> {
-        self.write(move |s| s.create_cluster(request, token, now))
+        let fingerprint =
+            serde_json::to_vec(&request).expect("a cluster request always serializes");
+        let idempotency =
+            Idempotency::new(token, &request.name, TokenScope::CreateCluster, fingerprint);
+        self.write_grouped(move |s, tx| s.create_cluster(tx, &request, idempotency.as_ref(), now))
             .await
     }
 
@@ -703,7 +686,7 @@ impl Store {
         status: ClusterStatus,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.write(move |s| s.ensure_cluster(request, status, now))
+        self.write_grouped(move |s, tx| s.ensure_cluster(tx, &request, status, now))
             .await
     }
 
@@ -729,7 +712,7 @@ impl Store {
         name: ClusterName,
         status: ClusterStatus,
     ) -> Result<Cluster, StoreError> {
-        self.write(move |s| s.set_cluster_status(&name, status))
+        self.write_grouped(move |s, tx| s.set_cluster_status(tx, &name, status))
             .await
     }
 
@@ -740,8 +723,17 @@ impl Store {
         token: Option<ClientRequestToken>,
         now: Timestamp,
     ) -> Result<Association, StoreError> {
-        self.write(move |s| s.create_association(&cluster, request, token, now))
-            .await
+        let id = AssociationId::generate();
+        let idempotency = Idempotency::new(
+            token,
+            &cluster,
+            TokenScope::CreateAssociation,
+            request.fingerprint(),
+        );
+        self.write_grouped(move |s, tx| {
+            s.create_association(tx, &cluster, &id, &request, idempotency.as_ref(), now)
+        })
+        .await
     }
 
     pub async fn association(
@@ -771,8 +763,16 @@ impl Store {
         token: Option<ClientRequestToken>,
         now: Timestamp,
     ) -> Result<Association, StoreError> {
-        self.write(move |s| s.update_association(&cluster, &id, update, token, now))
-            .await
+        let idempotency = Idempotency::new(
+            token,
+            &cluster,
+            TokenScope::UpdateAssociation(&id),
+            update.fingerprint(),
+        );
+        self.write_grouped(move |s, tx| {
+            s.update_association(tx, &cluster, &id, &update, idempotency.as_ref(), now)
+        })
+        .await
     }
 
     pub async fn delete_association(
@@ -797,7 +797,7 @@ impl Store {
         arn: String,
         tags: Tags,
     ) -> Result<(), StoreError> {
-        self.write(move |s| s.retag(&resource, &arn, |old| old.merged(&tags)))
+        self.write_grouped(move |s, tx| s.retag(tx, &resource, &arn, |old| old.merged(&tags)))
             .await
     }
 
@@ -808,7 +808,7 @@ impl Store {
         arn: String,
         keys: Vec<String>,
     ) -> Result<(), StoreError> {
-        self.write(move |s| s.retag(&resource, &arn, |old| Ok(old.without(&keys))))
+        self.write_grouped(move |s, tx| s.retag(tx, &resource, &arn, |old| Ok(old.without(&keys))))
             .await
     }
 

@@ -1,70 +1,386 @@
-//! The writer: one thread that runs every write transaction, one after another.
+//! The writer: one thread that runs every write transaction.
 //!
 //! sled 0.34 runs transactions one at a time anyway (a global lock), so
 //! handing them all to one thread loses no parallelism. It spares each
 //! waiting write a thread of tokio's blocking pool and the contention of
-//! dozens of those threads on sled's lock: under load the thread takes the
-//! next job from its queue without sleeping in between.
+//! dozens of those threads on sled's lock.
+//!
+//! # Grouped writes
+//! Most writes are one transaction each (`Store::write_grouped`). The thread
+//! takes every such write queued at the moment, up to `MAX_GROUP`, and runs
+//! their bodies one after another inside *one* sled transaction. A sled
+//! transaction has a fixed cost well above that of the keys it writes (at
+//! its commit sled seals and writes out its log buffer twice, waking its
+//! I/O threads each time), so under load the writes share it.
+//!
+//! Each write still gets its own answer, and a write that is refused changes
+//! nothing:
+//! - A body refused before it wrote a key (the usual case: the checks come
+//!   first) is simply left out; the others go on in the same transaction.
+//! - A body refused after it wrote, or that panicked, aborts the transaction,
+//!   which then runs again without it. The writes before it see the same
+//!   store as before, so they get the same answers.
+//!
+//! A body sees the writes of the bodies before it in the group (sled's
+//! transactions read their own writes), just as if they had run one by one.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
 
-use super::StoreError;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-type Job = Box<dyn FnOnce() + Send>;
+use super::commit::{GroupCommit, QueuedWrite};
+use super::{transact, StoreError, Trees, Tx, TxResult};
+
+/// The most writes that share one transaction. A larger group makes its
+/// first write wait longer for the last one's body.
+const MAX_GROUP: usize = 64;
+
+enum Job {
+    /// Runs on its own (it scans, or takes several transactions).
+    Alone(Box<dyn FnOnce() + Send>),
+    Grouped(Box<dyn Grouped>),
+}
 
 pub(super) struct Writer {
     queue: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the thread; it ends when the `Writer` is dropped and its queue is empty.
-    pub(super) fn start() -> std::io::Result<Writer> {
+    /// Starts the thread; it ends when the `Writer` is dropped and its queue
+    /// is empty. Grouped writes run over `trees`, holding `writers` shared
+    /// like every transaction, and are counted in `commit` once committed.
+    pub(super) fn start(
+        trees: Trees,
+        writers: Arc<RwLock<()>>,
+        commit: Arc<GroupCommit>,
+    ) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                for job in jobs {
-                    // A job that panics has dropped its answer channel, so its
-                    // caller gets an error; the jobs after it still run.
-                    if catch_unwind(AssertUnwindSafe(job)).is_err() {
-                        log::error!("a write transaction panicked; the write was not made");
+                let mut next = None;
+                while let Some(job) = next.take().or_else(|| jobs.recv().ok()) {
+                    match job {
+                        Job::Alone(job) => {
+                            // A job that panics has dropped its answer channel, so
+                            // its caller gets an error; the jobs after it still run.
+                            if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                                log::error!("a write transaction panicked; the write was not made");
+                            }
+                        }
+                        Job::Grouped(first) => {
+                            let mut group = vec![first];
+                            while group.len() < MAX_GROUP {
+                                match jobs.try_recv() {
+                                    Ok(Job::Grouped(job)) => group.push(job),
+                                    Ok(alone) => {
+                                        next = Some(alone);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            run_group(&trees, &writers, &commit, group);
+                        }
                     }
                 }
             })?;
         Ok(Writer { queue })
     }
 
-    /// Runs `job` on the writer thread and returns its result.
+    /// Runs `job` alone on the writer thread and returns its result.
     pub(super) async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.queue
-            .send(Box::new(move || {
-                // The caller may have gone (its client hung up): the write stands.
-                let _ = answer.send(job());
-            }))
-            .map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))?;
+        self.send(Job::Alone(Box::new(move || {
+            // The caller may have gone (its client hung up): the write stands.
+            let _ = answer.send(job());
+        })))?;
         answered
             .await
             .map_err(|_| StoreError::Internal("a write transaction failed unexpectedly".into()))?
+    }
+
+    /// Runs `body` inside a transaction shared with other grouped writes,
+    /// and returns its result once that transaction committed. `queued` is
+    /// released after the write was counted in the group commit.
+    pub(super) async fn run_grouped<T, F>(
+        &self,
+        queued: QueuedWrite,
+        body: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Tx<'_>) -> TxResult<T> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.send(Job::Grouped(Box::new(GroupedWrite {
+            body,
+            outcome: RefCell::new(None),
+            answer,
+            _queued: queued,
+        })))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Internal("a write transaction failed unexpectedly".into()))?
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.queue
+            .send(job)
+            .map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))
+    }
+}
+
+/// How a body's run ended, when it did not succeed.
+enum Refusal {
+    /// Its own error, which is its answer; the group may go on without it.
+    Refused,
+    /// sled must run the transaction again (`Conflict`) or failed (`Storage`).
+    Transaction(ConflictableTransactionError<()>),
+}
+
+/// A grouped write, whatever its result type.
+trait Grouped: Send {
+    /// Runs the body in `tx` and keeps its result for `answer`.
+    fn run(&self, tx: &Tx<'_>) -> Result<(), Refusal>;
+    /// Sets the answer to `error` (the body panicked, or the transaction failed).
+    fn fail(&self, error: StoreError);
+    /// Whether the kept result is a success: the write is in the committed transaction.
+    fn succeeded(&self) -> bool;
+    /// Sends the kept result to the caller.
+    fn answer(self: Box<Self>);
+}
+
+struct GroupedWrite<T, F> {
+    body: F,
+    /// The result of the body's latest run: sled may run a transaction more
+    /// than once, and a group runs again without a write that aborted it.
+    outcome: RefCell<Option<Result<T, StoreError>>>,
+    answer: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    _queued: QueuedWrite,
+}
+
+impl<T, F> Grouped for GroupedWrite<T, F>
+where
+    T: Send,
+    F: Fn(&Tx<'_>) -> TxResult<T> + Send,
+{
+    fn run(&self, tx: &Tx<'_>) -> Result<(), Refusal> {
+        let (outcome, ended) = match (self.body)(tx) {
+            Ok(value) => (Ok(value), Ok(())),
+            Err(ConflictableTransactionError::Abort(e)) => (Err(e), Err(Refusal::Refused)),
+            Err(ConflictableTransactionError::Storage(e)) => {
+                let failure = ConflictableTransactionError::Storage(e);
+                return Err(Refusal::Transaction(failure));
+            }
+            Err(_) => return Err(Refusal::Transaction(ConflictableTransactionError::Conflict)),
+        };
+        *self.outcome.borrow_mut() = Some(outcome);
+        ended
+    }
+
+    fn fail(&self, error: StoreError) {
+        *self.outcome.borrow_mut() = Some(Err(error));
+    }
+
+    fn succeeded(&self) -> bool {
+        matches!(*self.outcome.borrow(), Some(Ok(_)))
+    }
+
+    fn answer(self: Box<Self>) {
+        let outcome = self.outcome.into_inner().unwrap_or_else(|| {
+            Err(StoreError::Internal(
+                "a write was never run by its transaction".into(),
+            ))
+        });
+        // The caller may have gone (its client hung up): the write stands.
+        let _ = self.answer.send(outcome);
+    }
+}
+
+/// Runs `group` in one transaction (see the module's docs), counts the
+/// committed writes in `commit`, then answers every write.
+fn run_group(
+    trees: &Trees,
+    writers: &RwLock<()>,
+    commit: &GroupCommit,
+    group: Vec<Box<dyn Grouped>>,
+) {
+    let mut left_out = vec![false; group.len()];
+    let committed = loop {
+        if left_out.iter().all(|&out| out) {
+            break Ok(());
+        }
+        let result = transact(trees, writers, |tx| {
+            for (i, write) in group.iter().enumerate().filter(|(i, _)| !left_out[*i]) {
+                let before = tx.writes();
+                match catch_unwind(AssertUnwindSafe(|| write.run(tx))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(Refusal::Refused)) if tx.writes() == before => {}
+                    Ok(Err(Refusal::Refused)) => {
+                        return Err(ConflictableTransactionError::Abort(i))
+                    }
+                    Ok(Err(Refusal::Transaction(ConflictableTransactionError::Storage(e)))) => {
+                        return Err(ConflictableTransactionError::Storage(e))
+                    }
+                    Ok(Err(Refusal::Transaction(_))) => {
+                        return Err(ConflictableTransactionError::Conflict)
+                    }
+                    Err(_) => {
+                        log::error!("a write transaction panicked; the write was not made");
+                        write.fail(StoreError::Internal(
+                            "a write transaction failed unexpectedly".into(),
+                        ));
+                        return Err(ConflictableTransactionError::Abort(i));
+                    }
+                }
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => break Ok(()),
+            Err(TransactionError::Abort(i)) => left_out[i] = true,
+            Err(TransactionError::Storage(e)) => break Err(e),
+        }
+    };
+    for (write, left_out) in group.into_iter().zip(left_out) {
+        match &committed {
+            Err(e) if !left_out => write.fail(StoreError::Engine(e.clone())),
+            _ if write.succeeded() => commit.note_write(),
+            _ => {}
+        }
+        write.answer();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{abort, open_db};
+    use tokio::sync::oneshot;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        trees: Trees,
+        writers: Arc<RwLock<()>>,
+        commit: Arc<GroupCommit>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path(), 1 << 20).unwrap();
+        let trees = Trees::open(&db).unwrap();
+        let (commit, _flusher) = GroupCommit::start(db, trees.meta.clone(), dir.path()).unwrap();
+        Fixture {
+            _dir: dir,
+            trees,
+            writers: Arc::new(RwLock::new(())),
+            commit,
+        }
+    }
+
+    type Answer = oneshot::Receiver<Result<bool, StoreError>>;
+    type Body = Box<dyn Fn(&Tx<'_>) -> TxResult<bool> + Send>;
+
+    /// A grouped write whose body is `body`, and where its answer arrives.
+    fn grouped(
+        commit: &Arc<GroupCommit>,
+        body: impl Fn(&Tx<'_>) -> TxResult<bool> + Send + 'static,
+    ) -> (Box<dyn Grouped>, Answer) {
+        let (answer, answered) = oneshot::channel();
+        let write = GroupedWrite {
+            body,
+            outcome: RefCell::new(None),
+            answer,
+            _queued: commit.queue_write(),
+        };
+        (Box::new(write), answered)
+    }
+
+    fn refused() -> ConflictableTransactionError<StoreError> {
+        abort(StoreError::Internal("refused".into()))
+    }
+
+    #[test]
+    fn a_group_commits_its_writes_together_and_a_refused_write_changes_nothing() {
+        let f = fixture();
+        let bodies: Vec<Body> = vec![
+            // 0: writes a key.
+            Box::new(|tx| Ok(tx.clusters.insert("a", "1")?.is_none())),
+            // 1: refused before it writes: the group goes on without it.
+            Box::new(|_| Err(refused())),
+            // 2: refused after it wrote: the group runs again without it.
+            Box::new(|tx| {
+                tx.clusters.insert("b", "2")?;
+                Err(refused())
+            }),
+            // 3: panics after it wrote.
+            Box::new(|tx| {
+                tx.clusters.insert("c", "3")?;
+                panic!("a bug in a write")
+            }),
+            // 4: sees the write of 0, made earlier in the same transaction.
+            Box::new(|tx| {
+                let saw_a = tx.clusters.get("a")?.is_some();
+                tx.clusters.insert("d", "4")?;
+                Ok(saw_a)
+            }),
+        ];
+        let (group, answers): (Vec<_>, Vec<_>) = bodies
+            .into_iter()
+            .map(|body| grouped(&f.commit, body))
+            .unzip();
+
+        run_group(&f.trees, &f.writers, &f.commit, group);
+
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().expect("every write is answered"))
+            .collect();
+        assert!(matches!(answers[0], Ok(true)));
+        assert!(matches!(&answers[1], Err(StoreError::Internal(m)) if m == "refused"));
+        assert!(matches!(&answers[2], Err(StoreError::Internal(m)) if m == "refused"));
+        assert!(matches!(&answers[3], Err(StoreError::Internal(m)) if m.contains("unexpectedly")));
+        assert!(matches!(answers[4], Ok(true)), "{:?}", answers[4]);
+        let keys: Vec<_> = f.trees.clusters.iter().keys().map(Result::unwrap).collect();
+        assert_eq!(keys, [&b"a"[..], b"d"].map(sled::IVec::from));
+
+        // Only the two committed writes count for the group commit.
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f.commit.covering_flush())
+            .unwrap();
+        let flushed = f
+            .commit
+            .stats
+            .writes_flushed
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(flushed, 2 + 1, "two writes and the flush's own count");
+    }
 
     #[tokio::test]
     async fn jobs_run_in_order_and_a_panicking_job_fails_alone() {
-        let writer = Writer::start().unwrap();
+        let f = fixture();
+        let writer = Writer::start(f.trees.clone(), f.writers.clone(), f.commit.clone()).unwrap();
         let first = writer.run(|| Ok(1)).await.unwrap();
         let panicked = writer.run(|| -> Result<(), StoreError> { panic!("boom") });
         assert!(matches!(panicked.await, Err(StoreError::Internal(_))));
-        let after = writer.run(move || Ok(first + 1)).await.unwrap();
-        assert_eq!(after, 2);
+        let grouped = writer
+            .run_grouped(f.commit.queue_write(), move |tx| {
+                tx.clusters.insert("key", "value")?;
+                Ok(first + 1)
+            })
+            .await
+            .unwrap();
+        assert_eq!(grouped, 2);
+        assert!(f.trees.clusters.contains_key("key").unwrap());
     }
 }
