@@ -113,8 +113,8 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-/// The group-commit counters: (flushes, writes flushed).
-fn commit_counters(base: &str) -> (u64, u64) {
+/// The group-commit counters: (flushes, writes flushed, write groups).
+fn commit_counters(base: &str) -> (u64, u64, u64) {
     let page = ureq::get(&format!("{base}/metrics"))
         .call()
         .unwrap()
@@ -128,6 +128,7 @@ fn commit_counters(base: &str) -> (u64, u64) {
     (
         metric("pod_identity_store_flushes_total"),
         metric("pod_identity_store_writes_flushed_total"),
+        metric("pod_identity_store_write_groups_total"),
     )
 }
 
@@ -387,8 +388,8 @@ struct Measurement {
     max_ms: f64,
     errors: u64,
     first_errors: Vec<String>,
-    /// Durable operations: (flushes, writes flushed) during the measurement.
-    commits: Option<(u64, u64)>,
+    /// Durable operations: (flushes, writes flushed, write groups) during the measurement.
+    commits: Option<(u64, u64, u64)>,
     /// CPU seconds the server used during the measurement.
     server_cpu_s: f64,
     /// Share of all cores' time that was busy (server, clients and anything else).
@@ -427,7 +428,7 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
         first_errors: summary.first_errors,
         commits: op
             .durable()
-            .then(|| (after.0 - before.0, after.1 - before.1)),
+            .then(|| (after.0 - before.0, after.1 - before.1, after.2 - before.2)),
         server_cpu_s: (cpu_after.0 - cpu_before.0) as f64 / clock_ticks_per_second(),
         machine_busy: (cpu_after.1 - cpu_before.1) as f64
             / (cpu_after.2 - cpu_before.2).max(1) as f64,
@@ -437,7 +438,7 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
 fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
     println!();
     println!(
-        "{:<19} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>12} {:>9} {:>11} {:>6}",
+        "{:<19} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>6} {:>12} {:>9} {:>11} {:>6}",
         "operation",
         "conc",
         "requests",
@@ -447,21 +448,23 @@ fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
         "p99.9 ms",
         "errors",
         "wr/flush",
+        "wr/tx",
         "wr/s÷fsync/s",
         "srv cores",
         "req/srv-cpu-s",
         "busy"
     );
     for m in results {
-        let (per_flush, per_fsync) = match m.commits {
-            Some((flushes, writes)) => (
+        let (per_flush, per_tx, per_fsync) = match m.commits {
+            Some((flushes, writes, groups)) => (
                 format!("{:.2}", writes as f64 / flushes.max(1) as f64),
+                format!("{:.1}", writes as f64 / groups.max(1) as f64),
                 format!("{:.2}", writes as f64 / m.seconds / fsyncs_per_s),
             ),
-            None => ("-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:<19} {:>5} {:>9} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>8} {:>12} {:>9.2} {:>11.0} {:>5.0}%",
+            "{:<19} {:>5} {:>9} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>8} {:>6} {:>12} {:>9.2} {:>11.0} {:>5.0}%",
             m.op.name(),
             m.concurrency,
             m.requests,
@@ -471,6 +474,7 @@ fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
             m.p999_ms,
             m.errors,
             per_flush,
+            per_tx,
             per_fsync,
             m.server_cpu_s / m.seconds,
             m.requests as f64 / m.server_cpu_s.max(1e-9),
@@ -591,7 +595,7 @@ fn main() {
 
     let errors: u64 = results.iter().map(|m| m.errors).sum();
     print_table(&results, fsyncs_per_s);
-    println!("wr/flush: writes made durable per group commit (server counters); wr/s÷fsync/s: those writes per second over the disk's single-stream fsyncs per second.");
+    println!("wr/flush: writes made durable per group commit (server counters); wr/tx: writes per sled transaction (writes queued together share one); wr/s÷fsync/s: those writes per second over the disk's single-stream fsyncs per second.");
     println!("srv cores: the server's CPU seconds per second (the clients share the same cores); req/srv-cpu-s: requests per second of server CPU; busy: all cores, everything on the machine.");
     println!("Create+Delete is two writes per operation. errors: {errors} (any non-2xx or transport error).");
 
@@ -627,10 +631,12 @@ fn main() {
         "server": { "ready_seconds": ready_s, "seed_seconds": seed_s },
         "errors_total": errors,
         "measurements": results.iter().map(|m| {
-            let commits = m.commits.map(|(flushes, writes)| json!({
+            let commits = m.commits.map(|(flushes, writes, groups)| json!({
                 "flushes": flushes,
                 "writes_flushed": writes,
                 "writes_per_flush": writes as f64 / flushes.max(1) as f64,
+                "write_groups": groups,
+                "writes_per_transaction": writes as f64 / groups.max(1) as f64,
                 "durable_writes_per_second": writes as f64 / m.seconds,
                 "durable_writes_per_second_per_fsync_per_second": writes as f64 / m.seconds / fsyncs_per_s,
                 "operations_per_second_per_fsync_per_second": m.rps / fsyncs_per_s,

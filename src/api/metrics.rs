@@ -158,6 +158,18 @@ impl Metrics {
             "pod_identity_store_writes_flushed_total {}",
             store.writes_flushed
         );
+        header(
+            &mut out,
+            "pod_identity_store_write_groups_total",
+            "counter",
+            "Groups of writes that shared one sled transaction (a write that ran alone is a group \
+             of one); the writes divided by the groups, the writes per transaction.",
+        );
+        let _ = writeln!(
+            out,
+            "pod_identity_store_write_groups_total {}",
+            store.write_groups
+        );
         out
     }
 }

@@ -30,6 +30,7 @@ pub struct StoreStats {
     pub tokens: u64,
     pub flushes: u64,
     pub writes_flushed: u64,
+    pub write_groups: u64,
 }
 
 /// ListPodIdentityAssociations' filters.
@@ -847,6 +848,11 @@ impl Store {
                 .commit
                 .stats
                 .writes_flushed
+                .load(std::sync::atomic::Ordering::Relaxed);
+            stats.write_groups = s
+                .commit
+                .stats
+                .write_groups
                 .load(std::sync::atomic::Ordering::Relaxed);
             Ok(stats)
         })

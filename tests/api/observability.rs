@@ -83,9 +83,12 @@ fn metrics_count_requests_by_operation_and_status_and_report_the_store() {
     assert_eq!(sample(&metrics, "pod_identity_store_tokens"), Some(3.0));
     let flushes = sample(&metrics, "pod_identity_store_flushes_total").unwrap();
     let writes = sample(&metrics, "pod_identity_store_writes_flushed_total").unwrap();
+    let groups = sample(&metrics, "pod_identity_store_write_groups_total").unwrap();
     // Two clusters and three associations were acknowledged, so each was flushed.
     assert!(
         flushes >= 1.0 && writes >= 5.0 && writes >= flushes,
         "{flushes} flushes, {writes} writes"
     );
+    // Each write ran in a group of its own (one client), and nothing else wrote.
+    assert_eq!(groups, 5.0, "{groups} groups for 5 writes");
 }
