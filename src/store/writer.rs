@@ -173,13 +173,10 @@ fn gather(
     None
 }
 
-/// How a body's run ended, when it did not succeed.
-enum Refusal {
-    /// Its own error, which is its answer; the group may go on without it.
-    Refused,
-    /// sled must run the transaction again (`Conflict`) or failed (`Storage`).
-    Transaction(ConflictableTransactionError<()>),
-}
+/// How a body's run ended when it did not succeed: `Abort(())` when it was
+/// refused (its error is its answer), else sled's `Conflict` (run the
+/// transaction again) or `Storage` (it failed).
+type Refusal = ConflictableTransactionError<()>;
 
 /// A grouped write, whatever its result type.
 trait Grouped: Send {
@@ -210,12 +207,9 @@ where
     fn run(&self, tx: &Tx<'_>) -> Result<(), Refusal> {
         let (outcome, ended) = match (self.body)(tx) {
             Ok(value) => (Ok(value), Ok(())),
-            Err(ConflictableTransactionError::Abort(e)) => (Err(e), Err(Refusal::Refused)),
-            Err(ConflictableTransactionError::Storage(e)) => {
-                let failure = ConflictableTransactionError::Storage(e);
-                return Err(Refusal::Transaction(failure));
-            }
-            Err(_) => return Err(Refusal::Transaction(ConflictableTransactionError::Conflict)),
+            Err(ConflictableTransactionError::Abort(e)) => (Err(e), Err(Refusal::Abort(()))),
+            Err(ConflictableTransactionError::Storage(e)) => return Err(Refusal::Storage(e)),
+            Err(_) => return Err(Refusal::Conflict),
         };
         *self.outcome.borrow_mut() = Some(outcome);
         ended
@@ -258,16 +252,16 @@ fn run_group(
                 let before = tx.writes();
                 match catch_unwind(AssertUnwindSafe(|| write.run(tx))) {
                     Ok(Ok(())) => {}
-                    Ok(Err(Refusal::Refused)) if tx.writes() == before => {}
-                    Ok(Err(Refusal::Refused)) => {
+                    // Refused before it wrote: the others go on without it.
+                    Ok(Err(Refusal::Abort(()))) if tx.writes() == before => {}
+                    // Refused after it wrote: run the group again without it.
+                    Ok(Err(Refusal::Abort(()))) => {
                         return Err(ConflictableTransactionError::Abort(i))
                     }
-                    Ok(Err(Refusal::Transaction(ConflictableTransactionError::Storage(e)))) => {
+                    Ok(Err(Refusal::Storage(e))) => {
                         return Err(ConflictableTransactionError::Storage(e))
                     }
-                    Ok(Err(Refusal::Transaction(_))) => {
-                        return Err(ConflictableTransactionError::Conflict)
-                    }
+                    Ok(Err(_)) => return Err(ConflictableTransactionError::Conflict),
                     Err(_) => {
                         log::error!("a write transaction panicked; the write was not made");
                         write.fail(StoreError::Internal(
