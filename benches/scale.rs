@@ -13,7 +13,10 @@
 //!    the data dir for the bytes its files take on disk;
 //! 3. starts the release server and times it until it has printed its
 //!    `listening on` line and `/readyz` answers 200;
-//! 4. reads its resident memory (VmRSS) once it is idle, then measures
+//! 4. reads its resident memory (VmRSS) once it is idle, lists every
+//!    association once (a warm-up, so that sled's cache, which fills
+//!    lazily, holds what fits of the store, as in a server that has run for
+//!    a while; `SCALE_WARMUP=0` skips it), then measures
 //!    Describe (random associations across every cluster), Update (a fresh
 //!    `clientRequestToken` and a roleArn different from the current one, so
 //!    every update writes) and List (pages of 100 through one cluster at a
@@ -22,7 +25,8 @@
 //! Settings through the environment: `SCALE_ASSOCIATIONS` (1000000),
 //! `SCALE_CLUSTERS` (1000), `SCALE_SMALL` (associations of the small store's
 //! one cluster, 1024), `SCALE_SECONDS` (per measurement, 5),
-//! `SCALE_CONCURRENCY` (`16,64`), `SCALE_CACHE_BYTES` (the server's
+//! `SCALE_CONCURRENCY` (`16,64`), `SCALE_WARMUP` (1; 0 measures a cold
+//! cache), `SCALE_CACHE_BYTES` (the server's
 //! `--cache-capacity-bytes`; its default when unset), `SCALE_DIR` (where the
 //! temp dir is made; the system temp dir by default) and `SCALE_OUTPUT` (the
 //! JSON report, `target/scale.json`). Traffic goes only to 127.0.0.1; every
@@ -177,6 +181,25 @@ fn memory(pid: u32) -> (u64, u64) {
             .map_or(0, |kib| kib * 1024)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The CPU seconds `pid` has used so far (user + system).
+fn server_cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Runs `cmd` to its end; returns its stdout, its run time and the peak
@@ -403,6 +426,9 @@ struct Measurement {
     first_errors: Vec<String>,
     /// The server's largest resident memory sampled during the measurement.
     peak_rss: u64,
+    /// The server's CPU time per request (µs): less sensitive than req/s to
+    /// whatever else runs on the shared cores.
+    server_cpu_us: f64,
 }
 
 fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64) -> Measurement {
@@ -425,6 +451,7 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
             }
         })
     };
+    let cpu_before = server_cpu_s(pid);
     barrier.wait();
     let started = Instant::now();
     let results: Vec<ClientResult> = workers.into_iter().map(|w| w.join().unwrap()).collect();
@@ -432,6 +459,7 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
 
+    let server_cpu = server_cpu_s(pid) - cpu_before;
     let summary = Summary::of(results);
     Measurement {
         op,
@@ -446,6 +474,7 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
         errors: summary.errors,
         first_errors: summary.first_errors,
         peak_rss: peak.load(Ordering::Relaxed),
+        server_cpu_us: server_cpu * 1e6 / summary.requests.max(1) as f64,
     }
 }
 
@@ -466,6 +495,7 @@ struct StoreResult {
     listening_s: f64,
     ready_s: f64,
     idle_rss: u64,
+    warmup_s: Option<f64>,
     peak_rss: u64,
     after_rss: u64,
     measurements: Vec<Measurement>,
@@ -554,19 +584,45 @@ fn run_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> StoreResult
         paths,
         clusters: (0..shape.clusters).map(|k| shape.cluster_name(k)).collect(),
     });
+    // Every association read once (a List walk through every cluster), so
+    // that the measurements see the steady state rather than sled's cache
+    // filling: it starts empty and fills only as pages are read, and a few
+    // seconds of random Describes touch most of a million-association
+    // store's leaves for the first time.
+    let warmup_s = (setting("SCALE_WARMUP", 1) != 0).then(|| {
+        let started = Instant::now();
+        let mut conn = Connection::open(target.addr).expect("connecting to the server");
+        for cluster in &target.clusters {
+            let path = format!("/clusters/{cluster}/pod-identity-associations?maxResults={PAGE}");
+            let mut token: Option<String> = None;
+            loop {
+                token = list_page(&mut conn, &path, token.as_deref()).expect("warm-up List");
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "  warm-up: every association listed once in {seconds:.1} s, resident memory {:.1} MiB",
+            mib(memory(pid).0)
+        );
+        seconds
+    });
     let mut measurements = Vec::new();
     for op in [Op::Describe, Op::Update, Op::List] {
         for &clients in &settings.concurrencies {
             let m = measure(op, clients, &target, pid, settings.seconds);
             println!(
-                "  {} at concurrency {}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, peak resident {:.1} MiB",
+                "  {} at concurrency {}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, peak resident {:.1} MiB, server CPU {:.1} µs per request",
                 m.op.name(),
                 m.concurrency,
                 m.rps,
                 m.p50_ms,
                 m.p99_ms,
                 m.errors,
-                mib(m.peak_rss)
+                mib(m.peak_rss),
+                m.server_cpu_us
             );
             for e in &m.first_errors {
                 println!("    error: {e}");
@@ -594,6 +650,7 @@ fn run_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> StoreResult
         listening_s,
         ready_s,
         idle_rss,
+        warmup_s,
         peak_rss,
         after_rss,
         measurements,
@@ -636,7 +693,7 @@ fn print_tables(small: &StoreResult, large: &StoreResult) {
     });
     println!();
     println!(
-        "{:<19} {:>5} {:>10} {:>9} {:>9} {:>10} {:>9} {:>9} {:>7} {:>6}",
+        "{:<19} {:>5} {:>10} {:>9} {:>9} {:>10} {:>9} {:>9} {:>7} {:>12} {:>6}",
         "operation",
         "conc",
         "small/s",
@@ -646,11 +703,12 @@ fn print_tables(small: &StoreResult, large: &StoreResult) {
         "p50 ms",
         "p99 ms",
         "large÷",
+        "CPU/req s÷l",
         "errors"
     );
     for (s, l) in small.measurements.iter().zip(&large.measurements) {
         println!(
-            "{:<19} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>10.0} {:>9.3} {:>9.3} {:>7.2} {:>6}",
+            "{:<19} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>10.0} {:>9.3} {:>9.3} {:>7.2} {:>12.2} {:>6}",
             s.op.name(),
             s.concurrency,
             s.rps,
@@ -660,6 +718,7 @@ fn print_tables(small: &StoreResult, large: &StoreResult) {
             l.p50_ms,
             l.p99_ms,
             l.rps / s.rps,
+            s.server_cpu_us / l.server_cpu_us,
             s.errors + l.errors
         );
     }
@@ -688,6 +747,7 @@ fn store_json(s: &StoreResult) -> Value {
         "listening_seconds": s.listening_s,
         "ready_seconds": s.ready_s,
         "idle_rss_bytes": s.idle_rss,
+        "warmup_seconds": s.warmup_s,
         "peak_rss_bytes": s.peak_rss,
         "after_load_rss_bytes": s.after_rss,
         "measurements": s.measurements.iter().map(|m| json!({
@@ -700,6 +760,7 @@ fn store_json(s: &StoreResult) -> Value {
             "errors": m.errors,
             "first_errors": m.first_errors,
             "peak_rss_bytes": m.peak_rss,
+            "server_cpu_us_per_request": m.server_cpu_us,
         })).collect::<Vec<_>>(),
     })
 }

@@ -58,10 +58,13 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// The default page cache: 64 MiB. At 1,000,000 associations a larger
-    /// cache bought no measurable throughput and only more resident memory
-    /// under load (`cargo bench --bench scale`; README, "Scale benchmark").
-    pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+    /// The default page cache: 256 MiB, enough for the nodes of 1,000,000
+    /// associations (they needed between 128 and 192 MiB), so that a lookup
+    /// does not page a node in from the data file (about 20 µs of CPU each)
+    /// once the server has run a while. sled fills its cache only as it
+    /// reads, so the idle server at start holds no more than with a smaller
+    /// one (`cargo bench --bench scale`; README, "Scale benchmark").
+    pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
     /// Below this sled would spend its time evicting and re-reading pages.
     pub const MIN_CACHE_CAPACITY_BYTES: u64 = 1024 * 1024;
     /// Above this the value is almost surely a typo (a unit too many).

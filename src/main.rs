@@ -42,7 +42,7 @@ struct Cli {
     )]
     data_dir: Option<PathBuf>,
 
-    /// Bytes of the store's page cache [default: 67108864, 64 MiB].
+    /// Bytes of the store's page cache [default: 268435456, 256 MiB].
     #[arg(
         long,
         global = true,
