@@ -114,7 +114,19 @@ fn serve(config: &Config) -> Result<(), String> {
         println!("pod-identity-store listening on http://{}", app.addr());
         let _ = std::io::stdout().flush();
         app.run_until_stopped().await.map_err(|e| e.to_string())
-    })
+    })?;
+    // The store is closed and every handle to it dropped. Only for a fast
+    // next start: the stop has succeeded whatever this does.
+    let started = std::time::Instant::now();
+    match store::write_recovery_snapshot(&config.store.data_dir, config.store.cache_capacity_bytes)
+    {
+        Ok(()) => log::info!(
+            "wrote the store's recovery snapshot in {:?}",
+            started.elapsed()
+        ),
+        Err(e) => log::warn!("could not write the store's recovery snapshot: {e}"),
+    }
+    Ok(())
 }
 
 fn migrate(config: &Config, dry_run: bool) -> Result<(), String> {

@@ -71,6 +71,7 @@ pub fn import(
     // Opening may log (a new store is migrated to the latest schema): the
     // bar makes way for those lines first.
     progress.finish();
+    let cache_capacity_bytes = settings.cache_capacity_bytes;
     let store = Store::open(dir, settings)?;
     progress.say(&format!(
         "writing clusters: {}, associations: {}",
@@ -82,8 +83,12 @@ pub fn import(
     // failure that is part of the file under the unfinished-import marker,
     // which the server refuses.
     let closed = store.close();
+    drop(store);
     progress.finish();
     let imported = imported?;
     closed?;
+    progress.say("writing the store's recovery snapshot");
+    store::write_recovery_snapshot(dir, cache_capacity_bytes)?;
+    progress.finish();
     Ok(imported)
 }

@@ -936,6 +936,19 @@ pub struct DirectStore {
     data_file: PathBuf,
 }
 
+/// The log position up to which sled's newest recovery snapshot (a file
+/// `snap.<position in hex>`) covers the store; 0 without one.
+pub fn newest_snapshot_lsn(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().into_string().ok()?;
+            u64::from_str_radix(name.strip_prefix("snap.")?, 16).ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 pub fn open_store_directly(data_dir: &Path) -> sled::Result<DirectStore> {
     Ok(DirectStore {
         db: Some(sled::open(data_dir)?),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{command, role, s, Client, Server};
+use crate::helpers::{command, newest_snapshot_lsn, role, s, Client, Server};
 
 /// A fake systemd: the socket the server's notifications arrive at.
 struct FakeSystemd {
@@ -101,6 +101,8 @@ fn systemd_hears_ready_once_the_port_is_bound_and_stopping_on_sigterm_then_the_s
             &json!({"namespace": "ns", "serviceAccount": "sa", "roleArn": role("r")}),
         )
         .association();
+    let data = service.dir.path().join("data");
+    let snapshot_at_start = newest_snapshot_lsn(&data);
 
     server.signal("TERM");
     assert_eq!(
@@ -111,6 +113,13 @@ fn systemd_hears_ready_once_the_port_is_bound_and_stopping_on_sigterm_then_the_s
         .wait_exit(Duration::from_secs(15))
         .expect("the server exits after SIGTERM");
     assert!(status.success(), "{status}");
+    // A clean stop leaves sled a recovery snapshot that covers the writes
+    // made since the start, so the next start need not replay them.
+    let snapshot = newest_snapshot_lsn(&data);
+    assert!(
+        snapshot > snapshot_at_start,
+        "the newest recovery snapshot is still the one from the start (log position {snapshot})"
+    );
 
     let server = service.start("", &[]);
     let app = Client::new(server.addr);
