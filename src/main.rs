@@ -77,7 +77,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,sled=warn"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,sled=off"))
         .init();
     pod_identity_store::startup::install_panic_hook();
     let cli = Cli::parse();

@@ -181,9 +181,16 @@ fn open_db(dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError
                 }
             }
             sled::Error::Io(io) => StoreError::io("open the store", dir, io),
-            sled::Error::Corruption { .. }
-            | sled::Error::Unsupported(_)
-            | sled::Error::ReportableBug(_) => StoreError::Damaged {
+            // sled's message says no more than "corrupted data at offset None".
+            sled::Error::Corruption { .. } => StoreError::Damaged {
+                dir: dir.to_owned(),
+                detail: "its data file is damaged, or shorter than sled's recovery snapshot of it \
+                         (was it truncated, overwritten or replaced by an older copy?); restore \
+                         the data directory from a backup, or move it away to start with an \
+                         empty store"
+                    .into(),
+            },
+            sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => StoreError::Damaged {
                 dir: dir.to_owned(),
                 detail: e.to_string(),
             },
