@@ -5,11 +5,11 @@
 //! 1. the store must be empty (looked at without creating or migrating it);
 //! 2. every line of the file is read and checked (`format::read`);
 //! 3. only then is the store opened (created, or migrated when older) and
-//!    everything written, in transactions of 10,000 associations under a
-//!    marker that a store left by an unfinished import keeps (the server
-//!    refuses it), with the index entries and each cluster's association
-//!    count rebuilt;
-//! 4. the store is closed: a flush and an fsync of its data file.
+//!    everything written, tree by tree in key order, under a marker that a
+//!    store left by an unfinished import keeps (the server refuses it), with
+//!    the index entries and each cluster's association count rebuilt;
+//! 4. the store is closed: a flush and an fsync of its data file; then
+//!    opened once more, so that sled writes its recovery snapshot.
 //!
 //! # Limits
 //! The whole file is held in memory (as clusters and associations) between

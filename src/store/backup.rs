@@ -73,7 +73,7 @@ impl Store {
     /// rebuilding the index entries and each cluster's association count.
     ///
     /// Everything is checked before anything is written; then the records go
-    /// in transactions of [`IMPORT_BATCH`] associations, under a marker
+    /// in key order, one tree at a time, under a marker
     /// (`keys::META_IMPORT_UNFINISHED`) removed at the end. A store left by
     /// an import that did not finish keeps the marker and is refused, so an
     /// import is served whole or not at all.
@@ -89,9 +89,6 @@ impl Store {
         self.inner.import(clusters, associations)
     }
 }
-
-/// Associations per transaction of an import.
-pub const IMPORT_BATCH: usize = 10_000;
 
 impl Inner {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
@@ -202,25 +199,37 @@ impl Inner {
         // Counted like any write, so the store's write count (and the
         // `durable-writes` witness written at close) covers the import.
         self.commit.note_write();
-        // In batches: one transaction of a million inserts keeps every
-        // replaced version of sled's nodes in memory until it ends (some
-        // 11 GiB for a million associations).
-        for batch in associations.chunks(IMPORT_BATCH) {
-            self.transact(|tx| {
-                for a in batch {
-                    tx.associations.insert(
-                        keys::association(&a.cluster, &a.id),
-                        encode(&AssociationRecord::new(a, None)),
-                    )?;
-                    tx.index.insert(
-                        keys::association_index(&a.cluster, &a.namespace, &a.service_account),
-                        encode(&IndexRecord { id: a.id.clone() }),
-                    )?;
-                }
-                Ok(())
-            })?;
-            self.commit.note_write();
+        // One tree at a time, in key order, one plain insert each: sled
+        // then fills each node once and leaves its old versions together
+        // in the log, where they are freed, instead of touching every node
+        // of both trees in each batch (a transaction applies its writes in
+        // hash order) and leaving garbage in every segment. The marker above
+        // makes the import all or nothing; sled's log keeps the inserts in
+        // order, so a store that recovers the marker's removal recovers
+        // every insert before it.
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = associations
+            .iter()
+            .map(|a| {
+                let record = encode(&AssociationRecord::new(a, None));
+                (keys::association(&a.cluster, &a.id), record)
+            })
+            .collect();
+        records.sort_unstable();
+        for (key, record) in records {
+            self.trees.associations.insert(key, record)?;
         }
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = associations
+            .iter()
+            .map(|a| {
+                let key = keys::association_index(&a.cluster, &a.namespace, &a.service_account);
+                (key, encode(&IndexRecord { id: a.id.clone() }))
+            })
+            .collect();
+        entries.sort_unstable();
+        for (key, entry) in entries {
+            self.trees.index.insert(key, entry)?;
+        }
+        self.commit.note_write();
         self.trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
         Ok(Imported {
             clusters: clusters.len(),

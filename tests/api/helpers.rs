@@ -885,6 +885,11 @@ impl TestApp {
 
     /// Starts the server again on the same data dir (and config), on a new port.
     #[track_caller]
+    /// Sets environment variables for the server's next start.
+    pub fn set_env(&mut self, env: &[(&'static str, OsString)]) {
+        self.env = env.to_vec();
+    }
+
     pub fn start(&mut self) {
         assert!(self.server.is_none(), "the server is already running");
         let server = Self::launch(&self.data_dir, self.config.as_deref(), &self.env, &self.log)
@@ -949,9 +954,26 @@ pub fn newest_snapshot_lsn(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens (or creates) the store as the server does (`store::open_db`):
+/// compressed, unless sled's `conf` says it was created without.
 pub fn open_store_directly(data_dir: &Path) -> sled::Result<DirectStore> {
+    let uncompressed = std::fs::read(data_dir.join("conf")).is_ok_and(|conf| {
+        conf.windows(b"use_compression: false".len())
+            .any(|w| w == b"use_compression: false")
+    });
+    open_store_directly_with(data_dir, !uncompressed)
+}
+
+/// Opens (or creates) the store with sled's page compression on or off.
+pub fn open_store_directly_with(data_dir: &Path, compression: bool) -> sled::Result<DirectStore> {
     Ok(DirectStore {
-        db: Some(sled::open(data_dir)?),
+        db: Some(
+            sled::Config::new()
+                .path(data_dir)
+                .use_compression(compression)
+                .compression_factor(1)
+                .open()?,
+        ),
         data_file: data_dir.join("db"),
     })
 }

@@ -211,3 +211,19 @@ fn the_ready_line_is_the_first_stdout_line_and_names_the_port_that_answers() {
     let client = Client::new(server.addr);
     client.list_clusters("").ok();
 }
+
+/// New stores compress sled's pages (the data dir is then about half the
+/// size); sled cannot change that for a store, so one created without it
+/// keeps it off (`crash::large_records_in_sleds_blob_files…` runs on one).
+#[test]
+fn a_new_store_is_created_with_page_compression() {
+    let mut app = TestApp::spawn();
+    app.given_cluster("c1");
+    app.stop();
+    // sled's settings, a line each, then a checksum.
+    let conf = std::fs::read(app.data_dir.join("conf")).unwrap();
+    let conf = String::from_utf8_lossy(&conf);
+    assert!(conf.contains("\nuse_compression: true\n"), "{conf}");
+    app.start();
+    assert_eq!(app.describe_cluster("c1").cluster()["name"], "c1");
+}

@@ -453,8 +453,7 @@ fn generated_export(clusters: usize, associations: usize) -> String {
 }
 
 #[test]
-fn an_import_larger_than_one_write_batch_is_written_whole() {
-    // More than one batch of 10,000 associations.
+fn a_large_import_is_written_whole() {
     let count = 12_345;
     let mut app = TestApp::unstarted();
     let file = write_file(
