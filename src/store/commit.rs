@@ -19,7 +19,7 @@
 //! counted write also loses the count that named it.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -88,8 +88,6 @@ pub struct GroupCommit {
     written: AtomicU64,
     /// Write transactions handed to the writer thread and not finished yet.
     queued: AtomicU64,
-    /// Whether a flush is running.
-    flushing: AtomicBool,
     requests: Mutex<Requests>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
@@ -109,7 +107,6 @@ impl GroupCommit {
             base: super::commit_seq(&meta)?,
             written: AtomicU64::new(0),
             queued: AtomicU64::new(0),
-            flushing: AtomicBool::new(false),
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
             durable: watch::Sender::new(Durable::default()),
@@ -184,11 +181,6 @@ impl GroupCommit {
         self.durable().await
     }
 
-    /// Whether a flush is running: a write committed now waits for the next one.
-    pub fn is_flushing(&self) -> bool {
-        self.flushing.load(Ordering::SeqCst)
-    }
-
     /// Whether writes can still be made durable (no flush or fsync failed).
     pub fn is_healthy(&self) -> bool {
         self.durable.borrow().failure.is_none()
@@ -246,13 +238,11 @@ impl GroupCommit {
             let commit_seq = self.base + target;
             let previous = self.durable.borrow().upto;
             let started = Instant::now();
-            self.flushing.store(true, Ordering::SeqCst);
             let result = meta
                 .insert(keys::META_COMMIT_SEQ, &commit_seq.to_be_bytes())
                 .and_then(|_| db.flush())
                 .map(drop)
                 .and_then(|()| files.sync().map_err(sled::Error::from));
-            self.flushing.store(false, Ordering::SeqCst);
             match result {
                 Ok(()) => {
                     self.stats.flushes.fetch_add(1, Ordering::Relaxed);

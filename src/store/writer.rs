@@ -29,7 +29,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -39,12 +38,6 @@ use super::{transact, StoreError, Trees, Tx, TxResult};
 /// The most writes that share one transaction. A larger group makes its
 /// first write wait longer for the last one's body.
 const MAX_GROUP: usize = 64;
-
-/// How often a group that waits for a flush to end looks whether it has.
-const FLUSH_POLL: Duration = Duration::from_micros(100);
-
-/// The longest a group waits for a flush to end.
-const MAX_GATHER: Duration = Duration::from_millis(2);
 
 enum Job {
     /// Runs on its own (it scans, or takes several transactions).
@@ -82,7 +75,7 @@ impl Writer {
                         }
                         Job::Grouped(first) => {
                             let mut group = vec![first];
-                            next = gather(&jobs, &commit, &mut group);
+                            next = gather(&jobs, &mut group);
                             run_group(&trees, &writers, &commit, group);
                             commit.stats.write_groups.fetch_add(1, Ordering::Relaxed);
                         }
@@ -139,35 +132,15 @@ impl Writer {
     }
 }
 
-/// Adds the grouped writes queued behind the first one in `group`, up to
-/// `MAX_GROUP`, and returns the first job that must run alone, if any.
-///
-/// While a flush is running, the writes that commit now wait for the next
-/// flush anyway, so the group keeps gathering the writes that arrive until
-/// the flush ends (at most `MAX_GATHER`): one transaction then covers about
-/// as many writes as one flush does. When no flush is running (a client
-/// writing alone), the group runs at once.
-fn gather(
-    jobs: &mpsc::Receiver<Job>,
-    commit: &GroupCommit,
-    group: &mut Vec<Box<dyn Grouped>>,
-) -> Option<Job> {
-    let deadline = Instant::now() + MAX_GATHER;
+/// Adds the grouped writes queued behind the first one to `group`, up to
+/// `MAX_GROUP`, and returns the first job that must run alone, if any. It
+/// does not wait for more: a client writing alone is never held back.
+fn gather(jobs: &mpsc::Receiver<Job>, group: &mut Vec<Box<dyn Grouped>>) -> Option<Job> {
     while group.len() < MAX_GROUP {
-        let job = match jobs.try_recv() {
-            Ok(job) => job,
-            Err(_) if commit.is_flushing() && Instant::now() < deadline => {
-                match jobs.recv_timeout(FLUSH_POLL) {
-                    Ok(job) => job,
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return None,
-                }
-            }
+        match jobs.try_recv() {
+            Ok(Job::Grouped(job)) => group.push(job),
+            Ok(alone) => return Some(alone),
             Err(_) => return None,
-        };
-        match job {
-            Job::Grouped(job) => group.push(job),
-            alone => return Some(alone),
         }
     }
     None
