@@ -51,6 +51,16 @@ struct Cli {
     )]
     cache_capacity_bytes: Option<u64>,
 
+    /// Whether a store created now compresses its pages: `true` or `false`
+    /// [default: false]. An existing store keeps what it was created with.
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        env = "POD_IDENTITY_STORE_COMPRESSION"
+    )]
+    compression: Option<bool>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -95,6 +105,7 @@ fn run(cli: Cli) -> Result<(), String> {
         listen: cli.listen,
         data_dir: cli.data_dir,
         cache_capacity_bytes: cli.cache_capacity_bytes,
+        compression: cli.compression,
     };
     let config = Config::load(cli.config.as_deref(), overrides).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {

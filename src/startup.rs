@@ -46,6 +46,7 @@ pub fn store_settings(config: &Config) -> StoreSettings {
         activation_delay_ms: config.clusters.activation_delay_ms,
         associations_per_cluster: config.limits.associations_per_cluster,
         cache_capacity_bytes: config.store.cache_capacity_bytes,
+        compression: config.store.compression,
     }
 }
 

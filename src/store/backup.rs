@@ -256,7 +256,7 @@ pub fn contents(
     if !dir.join("db").exists() {
         return Ok(None);
     }
-    let db = open_db(dir, cache_capacity_bytes)?;
+    let db = open_db(dir, cache_capacity_bytes, false)?;
     let names = db.tree_names();
     // Opening a missing tree would create it; a missing tree holds nothing.
     let count = |name: &str| -> Result<usize, StoreError> {

@@ -52,7 +52,7 @@ pub fn check(dir: &Path, cache_capacity_bytes: u64) -> Result<CheckReport, Store
             dir: dir.to_owned(),
         });
     }
-    let db = open_db(dir, cache_capacity_bytes)?;
+    let db = open_db(dir, cache_capacity_bytes, false)?;
     let names = db.tree_names();
     for tree in [
         keys::TREE_META,

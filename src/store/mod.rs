@@ -58,6 +58,8 @@ pub struct StoreSettings {
     pub associations_per_cluster: u64,
     /// Bytes of sled's page cache (`store.cache_capacity_bytes`).
     pub cache_capacity_bytes: u64,
+    /// Whether a store created by `Store::open` compresses its pages (`store.compression`).
+    pub compression: bool,
 }
 
 /// A handle to the open store; cheap to clone.
@@ -163,7 +165,15 @@ fn abort(error: impl Into<StoreError>) -> ConflictableTransactionError<StoreErro
 /// server's resident memory on a large store: sled keeps pages it has read
 /// until the cache is full (its default is 1 GiB), so a store larger than
 /// the cache keeps the cache full once its pages have been read.
-fn open_db(dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError> {
+///
+/// A store created here compresses its pages when `compress_new` says so;
+/// sled refuses to open a store with another setting than it was created
+/// with, so an existing one is opened with its own.
+fn open_db(
+    dir: &Path,
+    cache_capacity_bytes: u64,
+    compress_new: bool,
+) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::io("create the data directory", dir, e))?;
     let fresh = !dir.join("db").exists();
@@ -173,12 +183,14 @@ fn open_db(dir: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError
         // We flush ourselves (group commit); a timer flush would only add
         // un-fsynced writes.
         .flush_every_ms(None)
-        // zstd per page: sled 0.34 lays pages out in its log with some two
-        // bytes of garbage per live byte, and compressing each page (level 1,
-        // the cheapest) keeps the data dir near 2x the record bytes instead
-        // of 4.5-5.5x. sled refuses to open a store with a different setting
-        // than it was created with, so stores made before keep theirs.
-        .use_compression(fresh || stored_compressed(dir))
+        // zstd per page, at level 1, the cheapest: sled 0.34 leaves about two
+        // bytes of stale pages in its log per live byte, and compressed the
+        // data dir is near 2x the record bytes instead of 4.5-5.5x.
+        .use_compression(if fresh {
+            compress_new
+        } else {
+            stored_compressed(dir)
+        })
         .compression_factor(1)
         .open()
         .map_err(|e| match e {
@@ -229,7 +241,7 @@ pub fn write_recovery_snapshot(dir: &Path, cache_capacity_bytes: u64) -> Result<
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         sled::pin().flush();
-        match open_db(dir, cache_capacity_bytes) {
+        match open_db(dir, cache_capacity_bytes, false) {
             Ok(db) => {
                 drop(db);
                 return Ok(());
@@ -408,7 +420,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`, applies pending migrations and
     /// starts the group commit.
     pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        let db = open_db(dir, settings.cache_capacity_bytes)?;
+        let db = open_db(dir, settings.cache_capacity_bytes, settings.compression)?;
         let trees = Trees::open(&db)?;
         check_identity(&db, &trees.meta, dir)?;
         check_witness(&trees.meta, dir)?;

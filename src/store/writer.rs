@@ -277,7 +277,7 @@ mod tests {
 
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path(), 1 << 20).unwrap();
+        let db = open_db(dir.path(), 1 << 20, false).unwrap();
         let trees = Trees::open(&db).unwrap();
         let (commit, _flusher) = GroupCommit::start(db, trees.meta.clone(), dir.path()).unwrap();
         Fixture {

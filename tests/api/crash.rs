@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{open_store_directly_with, role, s, ts, Client, TestApp};
+use crate::helpers::{role, s, ts, Client, TestApp};
 
 const CLUSTER: &str = "crashy";
 const CLIENTS: usize = 6;
@@ -325,12 +325,10 @@ fn no_write_is_acknowledged_before_an_fsync_of_the_data_file_covered_it() {
 /// `blobs/`, which sled never fsyncs; the group commit must.
 #[test]
 fn large_records_in_sleds_blob_files_are_fsynced_before_they_are_acknowledged() {
-    let mut app = TestApp::unstarted();
-    // A store created without sled's page compression, as every store was
-    // before it: compressed, these records' nodes stay too small for a blob.
-    drop(open_store_directly_with(&app.data_dir, false).unwrap());
-    app.set_env(&[("RUST_LOG", "pod_identity_store::durability=trace".into())]);
-    app.start();
+    // Without compression (the default): compressed, these nodes would stay
+    // too small for a blob file.
+    let app =
+        TestApp::spawn_with_env(&[("RUST_LOG", "pod_identity_store::durability=trace".into())]);
     app.given_cluster("big");
     let tags: serde_json::Map<String, Value> = (0..50)
         .map(|i| {

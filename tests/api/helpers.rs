@@ -885,11 +885,6 @@ impl TestApp {
 
     /// Starts the server again on the same data dir (and config), on a new port.
     #[track_caller]
-    /// Sets environment variables for the server's next start.
-    pub fn set_env(&mut self, env: &[(&'static str, OsString)]) {
-        self.env = env.to_vec();
-    }
-
     pub fn start(&mut self) {
         assert!(self.server.is_none(), "the server is already running");
         let server = Self::launch(&self.data_dir, self.config.as_deref(), &self.env, &self.log)
@@ -955,17 +950,12 @@ pub fn newest_snapshot_lsn(dir: &Path) -> u64 {
 }
 
 /// Opens (or creates) the store as the server does (`store::open_db`):
-/// compressed, unless sled's `conf` says it was created without.
+/// compressed if sled's `conf` says it was created so, else not.
 pub fn open_store_directly(data_dir: &Path) -> sled::Result<DirectStore> {
-    let uncompressed = std::fs::read(data_dir.join("conf")).is_ok_and(|conf| {
-        conf.windows(b"use_compression: false".len())
-            .any(|w| w == b"use_compression: false")
+    let compression = std::fs::read(data_dir.join("conf")).is_ok_and(|conf| {
+        conf.windows(b"use_compression: true".len())
+            .any(|w| w == b"use_compression: true")
     });
-    open_store_directly_with(data_dir, !uncompressed)
-}
-
-/// Opens (or creates) the store with sled's page compression on or off.
-pub fn open_store_directly_with(data_dir: &Path, compression: bool) -> sled::Result<DirectStore> {
     Ok(DirectStore {
         db: Some(
             sled::Config::new()

@@ -212,18 +212,35 @@ fn the_ready_line_is_the_first_stdout_line_and_names_the_port_that_answers() {
     client.list_clusters("").ok();
 }
 
-/// New stores compress sled's pages (the data dir is then about half the
-/// size); sled cannot change that for a store, so one created without it
-/// keeps it off (`crash::large_records_in_sleds_blob_files…` runs on one).
+/// sled's settings, a line each in its `conf` file, then a checksum.
+fn sled_conf(data_dir: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(data_dir.join("conf")).unwrap()).into_owned()
+}
+
+/// `store.compression` decides for a store the server creates, and a store
+/// keeps what it was created with (sled cannot change it).
 #[test]
-fn a_new_store_is_created_with_page_compression() {
-    let mut app = TestApp::spawn();
+fn page_compression_is_chosen_when_a_store_is_created_and_kept_after() {
+    let compressed = [("POD_IDENTITY_STORE_COMPRESSION", OsString::from("true"))];
+    let mut app = TestApp::spawn_with_env(&compressed);
     app.given_cluster("c1");
     app.stop();
-    // sled's settings, a line each, then a checksum.
-    let conf = std::fs::read(app.data_dir.join("conf")).unwrap();
-    let conf = String::from_utf8_lossy(&conf);
-    assert!(conf.contains("\nuse_compression: true\n"), "{conf}");
-    app.start();
-    assert_eq!(app.describe_cluster("c1").cluster()["name"], "c1");
+    assert!(sled_conf(&app.data_dir).contains("\nuse_compression: true\n"));
+    // Started again without the setting, it opens the store as it is.
+    let args: Vec<OsString> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        app.data_dir.clone().into(),
+    ];
+    let server = Server::start(command(&args, &[]), &app.log).unwrap();
+    let client = Client::new(server.addr);
+    assert_eq!(client.describe_cluster("c1").cluster()["name"], "c1");
+    drop(server);
+    assert!(sled_conf(&app.data_dir).contains("\nuse_compression: true\n"));
+
+    let mut default = TestApp::spawn();
+    default.given_cluster("c2");
+    default.stop();
+    assert!(sled_conf(&default.data_dir).contains("\nuse_compression: false\n"));
 }

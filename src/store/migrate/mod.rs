@@ -194,7 +194,7 @@ pub fn status(dir: &Path, cache_capacity_bytes: u64) -> Result<Status, StoreErro
             pending: pending(0),
         });
     }
-    let db = open_db(dir, cache_capacity_bytes)?;
+    let db = open_db(dir, cache_capacity_bytes, false)?;
     let trees = Trees::open(&db)?;
     let current = read_version(&trees, dir)?;
     Ok(Status {
