@@ -129,8 +129,10 @@ fn serve(config: &Config) -> Result<(), String> {
     // The store is closed and every handle to it dropped. Only for a fast
     // next start: the stop has succeeded whatever this does.
     let started = std::time::Instant::now();
-    match store::write_recovery_snapshot(&config.store.data_dir, config.store.cache_capacity_bytes)
-    {
+    let dir = &config.store.data_dir;
+    match without_engine_panics(dir, || {
+        store::write_recovery_snapshot(dir, config.store.cache_capacity_bytes)
+    }) {
         Ok(()) => log::info!(
             "wrote the store's recovery snapshot in {:?}",
             started.elapsed()

@@ -105,7 +105,9 @@ impl Application {
     /// loses nothing acknowledged: every acknowledged write is already durable.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         crate::systemd::notify("READY=1");
-        let healthy = self.store.clone();
+        // Not a `Store`: the watchdog's thread outlives the server, and a
+        // store handle would keep sled's files open after `close`.
+        let healthy = self.store.health();
         crate::systemd::start_watchdog(move || healthy.is_writable());
         let handle = self.server.handle();
         let timeout = self.shutdown_timeout;

@@ -88,7 +88,13 @@ pub fn import(
     let imported = imported?;
     closed?;
     progress.say("writing the store's recovery snapshot");
-    store::write_recovery_snapshot(dir, cache_capacity_bytes)?;
+    // Only for a fast first start: the import has succeeded whatever this does.
+    let snapshot = crate::startup::without_engine_panics(dir, || {
+        store::write_recovery_snapshot(dir, cache_capacity_bytes)
+    });
     progress.finish();
+    if let Err(e) = snapshot {
+        log::warn!("could not write the store's recovery snapshot (the import is complete): {e}");
+    }
     Ok(imported)
 }

@@ -41,6 +41,15 @@ use sled::{IVec, Transactional};
 pub use backup::{contents, Imported, Snapshot, StoreContents};
 pub use check::{check, CheckReport};
 pub use commit::CommitStats;
+
+/// See `Store::health`.
+pub struct Health(Arc<GroupCommit>);
+
+impl Health {
+    pub fn is_writable(&self) -> bool {
+        self.0.is_healthy()
+    }
+}
 pub use error::StoreError;
 pub use ops::{AssociationFilter, ListPage, StoreStats};
 
@@ -204,9 +213,9 @@ fn open_db(
             sled::Error::Corruption { .. } => StoreError::Damaged {
                 dir: dir.to_owned(),
                 detail: "its data file is damaged, or shorter than sled's recovery snapshot of it \
-                         (was it truncated, overwritten or replaced by an older copy?); restore \
-                         the data directory from a backup, or move it away to start with an \
-                         empty store"
+                         (was it truncated, overwritten or replaced by an older copy?), or its \
+                         `conf` file no longer matches it; restore the data directory from a \
+                         backup, or move it away to start with an empty store"
                     .into(),
             },
             sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => StoreError::Damaged {
@@ -216,6 +225,12 @@ fn open_db(
             other => StoreError::Engine(other),
         })?;
     if fresh {
+        // sled does not fsync its `conf`, which says whether the store is
+        // compressed: lost, the store would be opened with the wrong setting.
+        let conf = dir.join("conf");
+        File::open(&conf)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io("fsync sled's settings file", &conf, e))?;
         // The new files' directory entries must survive a power cut too.
         sync_dir(dir)?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -463,6 +478,13 @@ impl Store {
     /// Whether the store accepts writes: false once a flush or fsync failed.
     pub fn is_writable(&self) -> bool {
         self.inner.commit.is_healthy()
+    }
+
+    /// Tells whether the store accepts writes, like `is_writable`, without
+    /// keeping the store open: for a thread that outlives the server (the
+    /// systemd watchdog), which must not hold sled's files after `close`.
+    pub fn health(&self) -> Health {
+        Health(Arc::clone(&self.inner.commit))
     }
 
     pub fn commit_stats(&self) -> &CommitStats {

@@ -76,7 +76,16 @@ impl Writer {
                         Job::Grouped(first) => {
                             let mut group = vec![first];
                             next = gather(&jobs, &mut group);
-                            run_group(&trees, &writers, &commit, group);
+                            // Each body runs under its own `catch_unwind`; this one
+                            // is for sled's commit. The group's callers then get an
+                            // error (their answer channels are dropped); later writes
+                            // still run.
+                            let run = || run_group(&trees, &writers, &commit, group);
+                            if catch_unwind(AssertUnwindSafe(run)).is_err() {
+                                log::error!(
+                                    "committing a group of writes panicked; none of them was made"
+                                );
+                            }
                             commit.stats.write_groups.fetch_add(1, Ordering::Relaxed);
                         }
                     }

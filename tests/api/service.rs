@@ -183,7 +183,7 @@ fn a_second_signal_stops_the_server_at_once() {
 #[test]
 fn the_watchdog_is_pinged_when_systemd_asks_for_it() {
     let service = Service::new();
-    let _server = service.start("", &[("WATCHDOG_USEC", "200000".into())]);
+    let mut server = service.start("", &[("WATCHDOG_USEC", "200000".into())]);
     assert_eq!(
         service.systemd.next(Duration::from_secs(5)).as_deref(),
         Some("READY=1")
@@ -192,6 +192,21 @@ fn the_watchdog_is_pinged_when_systemd_asks_for_it() {
         .filter_map(|_| service.systemd.next(Duration::from_secs(2)))
         .collect::<Vec<_>>();
     assert_eq!(pings, ["WATCHDOG=1"; 3]);
+
+    // The watchdog's thread does not keep the store open: a clean stop
+    // still reopens it to leave sled a fresh recovery snapshot.
+    Client::new(server.addr).create_cluster("c1").cluster();
+    let data = service.dir.path().join("data");
+    let snapshot_at_start = newest_snapshot_lsn(&data);
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .expect("the server exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(
+        newest_snapshot_lsn(&data) > snapshot_at_start,
+        "no recovery snapshot was written at the stop"
+    );
 }
 
 #[test]
