@@ -52,7 +52,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use common::http::Connection;
-use common::{list_page, ClientResult, Summary};
+use common::{list_page, process_cpu_seconds, ClientResult, Summary};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -132,22 +132,11 @@ fn commit_counters(base: &str) -> (u64, u64, u64) {
     )
 }
 
-/// CPU time used so far: (the server process's, in clock ticks; the whole
-/// machine's busy and total ticks), from /proc. The clients run on the same
+/// CPU time used so far: the server process's CPU seconds, and the whole
+/// machine's busy and total ticks, from /proc. The clients run on the same
 /// cores, so the server's share says how much of the machine it got, and
 /// requests per server CPU second are the figure per core.
-fn cpu_ticks(pid: u32) -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at field 3;
-    // utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let server = fields.iter().sum();
+fn cpu_times(pid: u32) -> (f64, u64, u64) {
     let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let cpu: Vec<u64> = machine
         .lines()
@@ -160,16 +149,7 @@ fn cpu_ticks(pid: u32) -> (u64, u64, u64) {
     let total: u64 = cpu.iter().take(8).sum();
     // idle and iowait are the 4th and 5th numbers.
     let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-    (server, total - idle, total)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
+    (process_cpu_seconds(pid), total - idle, total)
 }
 
 /// One client's view of one request: Ok(body) on 2xx, Err(what) otherwise.
@@ -407,10 +387,10 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
         .collect();
     barrier.wait();
     let started = Instant::now();
-    let cpu_before = cpu_ticks(shared.server_pid);
+    let cpu_before = cpu_times(shared.server_pid);
     let results: Vec<ClientResult> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_ticks(shared.server_pid);
+    let cpu_after = cpu_times(shared.server_pid);
     let after = commit_counters(&shared.base);
 
     let summary = Summary::of(results);
@@ -429,7 +409,7 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
         commits: op
             .durable()
             .then(|| (after.0 - before.0, after.1 - before.1, after.2 - before.2)),
-        server_cpu_s: (cpu_after.0 - cpu_before.0) as f64 / clock_ticks_per_second(),
+        server_cpu_s: cpu_after.0 - cpu_before.0,
         machine_busy: (cpu_after.1 - cpu_before.1) as f64
             / (cpu_after.2 - cpu_before.2).max(1) as f64,
     }

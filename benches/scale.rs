@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::http::Connection;
-use common::{list_page, ClientResult, Summary};
+use common::{list_page, process_cpu_seconds, ClientResult, Summary};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -181,25 +181,6 @@ fn memory(pid: u32) -> (u64, u64) {
             .map_or(0, |kib| kib * 1024)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// The CPU seconds `pid` has used so far (user + system).
-fn server_cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Runs `cmd` to its end; returns its stdout, its run time and the peak
@@ -451,7 +432,7 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
             }
         })
     };
-    let cpu_before = server_cpu_s(pid);
+    let cpu_before = process_cpu_seconds(pid);
     barrier.wait();
     let started = Instant::now();
     let results: Vec<ClientResult> = workers.into_iter().map(|w| w.join().unwrap()).collect();
@@ -459,7 +440,7 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
 
-    let server_cpu = server_cpu_s(pid) - cpu_before;
+    let server_cpu = process_cpu_seconds(pid) - cpu_before;
     let summary = Summary::of(results);
     Measurement {
         op,
