@@ -270,8 +270,9 @@ pub fn write_recovery_snapshot(dir: &Path, cache_capacity_bytes: u64) -> Result<
 }
 
 /// Whether the store in `dir` was created with compression (sled's `conf`
-/// file, written at creation, says `use_compression: true`).
-fn stored_compressed(dir: &Path) -> bool {
+/// file, written at creation, says `use_compression: true`). sled opens a
+/// store only with the setting it was created with.
+pub fn stored_compressed(dir: &Path) -> bool {
     std::fs::read(dir.join("conf")).is_ok_and(|conf| {
         conf.windows(b"use_compression: true".len())
             .any(|w| w == b"use_compression: true")
@@ -532,16 +533,7 @@ impl Store {
     {
         let inner = Arc::clone(&self.inner);
         let queued = self.inner.commit.queue_write();
-        let value = self
-            .inner
-            .writer
-            .run(move || {
-                let _queued = queued;
-                let value = f(&inner)?;
-                inner.commit.note_write();
-                Ok(value)
-            })
-            .await?;
+        let value = self.inner.writer.run(queued, move || f(&inner)).await?;
         self.inner.commit.durable().await?;
         Ok(value)
     }

@@ -47,18 +47,22 @@ enum Job {
 
 pub(super) struct Writer {
     queue: mpsc::Sender<Job>,
+    /// Counts every write that succeeded, before its caller hears of it.
+    commit: Arc<GroupCommit>,
 }
 
 impl Writer {
     /// Starts the thread; it ends when the `Writer` is dropped and its queue
     /// is empty. Grouped writes run over `trees`, holding `writers` shared
-    /// like every transaction, and are counted in `commit` once committed.
+    /// like every transaction. Every write is counted in `commit` once it
+    /// succeeded, before its caller hears of it.
     pub(super) fn start(
         trees: Trees,
         writers: Arc<RwLock<()>>,
         commit: Arc<GroupCommit>,
     ) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::channel::<Job>();
+        let counter = Arc::clone(&commit);
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -91,19 +95,29 @@ impl Writer {
                     }
                 }
             })?;
-        Ok(Writer { queue })
+        Ok(Writer {
+            queue,
+            commit: counter,
+        })
     }
 
-    /// Runs `job` alone on the writer thread and returns its result.
-    pub(super) async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    /// Runs `job` alone on the writer thread and returns its result. `queued`
+    /// is released after the write was counted in the group commit.
+    pub(super) async fn run<T, F>(&self, queued: QueuedWrite, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        let commit = Arc::clone(&self.commit);
         self.send(Job::Alone(Box::new(move || {
+            let _queued = queued;
+            let result = job();
+            if result.is_ok() {
+                commit.note_write();
+            }
             // The caller may have gone (its client hung up): the write stands.
-            let _ = answer.send(job());
+            let _ = answer.send(result);
         })))?;
         answered
             .await
@@ -381,8 +395,10 @@ mod tests {
     async fn jobs_run_in_order_and_a_panicking_job_fails_alone() {
         let f = fixture();
         let writer = Writer::start(f.trees.clone(), f.writers.clone(), f.commit.clone()).unwrap();
-        let first = writer.run(|| Ok(1)).await.unwrap();
-        let panicked = writer.run(|| -> Result<(), StoreError> { panic!("boom") });
+        let first = writer.run(f.commit.queue_write(), || Ok(1)).await.unwrap();
+        let panicked = writer.run(f.commit.queue_write(), || -> Result<(), StoreError> {
+            panic!("boom")
+        });
         assert!(matches!(panicked.await, Err(StoreError::Internal(_))));
         let grouped = writer
             .run_grouped(f.commit.queue_write(), move |tx| {

@@ -952,10 +952,7 @@ pub fn newest_snapshot_lsn(dir: &Path) -> u64 {
 /// Opens (or creates) the store as the server does (`store::open_db`):
 /// compressed if sled's `conf` says it was created so, else not.
 pub fn open_store_directly(data_dir: &Path) -> sled::Result<DirectStore> {
-    let compression = std::fs::read(data_dir.join("conf")).is_ok_and(|conf| {
-        conf.windows(b"use_compression: true".len())
-            .any(|w| w == b"use_compression: true")
-    });
+    let compression = pod_identity_store::store::stored_compressed(data_dir);
     Ok(DirectStore {
         db: Some(
             sled::Config::new()
