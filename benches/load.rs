@@ -51,8 +51,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use common::http::Connection;
-use common::{list_page, process_cpu_seconds, ClientResult, Summary};
+use common::{connect, list_page, process_cpu_seconds, ClientResult, Summary};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -296,9 +295,7 @@ fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let mut conn = Connection::open(shared.addr).expect("connecting to the server");
-    // Open the keep-alive connection before the clock starts.
-    conn.send("GET", "/healthz", None).unwrap();
+    let conn = connect(shared.addr);
     let mine: Vec<usize> = (c..shared.hot.len()).step_by(clients).collect();
     let assoc_paths: Vec<String> = mine
         .iter()
@@ -310,6 +307,10 @@ fn client(
     let mut next_token: Option<String> = None;
 
     barrier.wait();
+    let mut conn = match conn {
+        Ok(conn) => conn,
+        Err(e) => return ClientResult::failed(e),
+    };
     let started = Instant::now();
     let mut n = 0usize;
     while started.elapsed().as_secs_f64() < seconds {
@@ -359,15 +360,10 @@ fn client(
 struct Measurement {
     op: Op,
     concurrency: usize,
-    requests: u64,
     seconds: f64,
     rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
-    errors: u64,
-    first_errors: Vec<String>,
+    /// Requests, latencies and errors, as the clients saw them.
+    latency: Summary,
     /// Durable operations: (flushes, writes flushed, write groups) during the measurement.
     commits: Option<(u64, u64, u64)>,
     /// CPU seconds the server used during the measurement.
@@ -397,21 +393,15 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
     Measurement {
         op,
         concurrency: clients,
-        requests: summary.requests,
         seconds: elapsed,
         rps: summary.requests as f64 / elapsed,
-        p50_ms: summary.p50_ms,
-        p99_ms: summary.p99_ms,
-        p999_ms: summary.p999_ms,
-        max_ms: summary.max_ms,
-        errors: summary.errors,
-        first_errors: summary.first_errors,
         commits: op
             .durable()
             .then(|| (after.0 - before.0, after.1 - before.1, after.2 - before.2)),
         server_cpu_s: cpu_after.0 - cpu_before.0,
         machine_busy: (cpu_after.1 - cpu_before.1) as f64
             / (cpu_after.2 - cpu_before.2).max(1) as f64,
+        latency: summary,
     }
 }
 
@@ -447,20 +437,20 @@ fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
             "{:<19} {:>5} {:>9} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>8} {:>6} {:>12} {:>9.2} {:>11.0} {:>5.0}%",
             m.op.name(),
             m.concurrency,
-            m.requests,
+            m.latency.requests,
             m.rps,
-            m.p50_ms,
-            m.p99_ms,
-            m.p999_ms,
-            m.errors,
+            m.latency.p50_ms,
+            m.latency.p99_ms,
+            m.latency.p999_ms,
+            m.latency.errors,
             per_flush,
             per_tx,
             per_fsync,
             m.server_cpu_s / m.seconds,
-            m.requests as f64 / m.server_cpu_s.max(1e-9),
+            m.latency.requests as f64 / m.server_cpu_s.max(1e-9),
             m.machine_busy * 100.0
         );
-        for e in &m.first_errors {
+        for e in &m.latency.first_errors {
             println!("    error: {e}");
         }
     }
@@ -557,9 +547,9 @@ fn main() {
                 m.op.name(),
                 m.concurrency,
                 m.rps,
-                m.errors
+                m.latency.errors
             );
-            for e in &m.first_errors {
+            for e in &m.latency.first_errors {
                 eprintln!("    error: {e}");
             }
             results.push(m);
@@ -573,7 +563,7 @@ fn main() {
     let fsyncs_per_s = fsyncs_before.max(fsyncs_after);
     println!("disk: {fsyncs_after:.0} fsyncs/s after the load ({fsyncs_again} in {fsync_seconds} s); ratios below use {fsyncs_per_s:.0}/s");
 
-    let errors: u64 = results.iter().map(|m| m.errors).sum();
+    let errors: u64 = results.iter().map(|m| m.latency.errors).sum();
     print_table(&results, fsyncs_per_s);
     println!("wr/flush: writes made durable per group commit (server counters); wr/tx: writes per sled transaction (writes queued together share one); wr/s÷fsync/s: those writes per second over the disk's single-stream fsyncs per second.");
     println!("srv cores: the server's CPU seconds per second (the clients share the same cores); req/srv-cpu-s: requests per second of server CPU; busy: all cores, everything on the machine.");
@@ -624,17 +614,17 @@ fn main() {
             json!({
                 "operation": m.op.name(),
                 "concurrency": m.concurrency,
-                "requests": m.requests,
+                "requests": m.latency.requests,
                 "seconds": m.seconds,
                 "requests_per_second": m.rps,
                 "requests_per_second_per_core": m.rps / cores.max(1) as f64,
-                "latency_ms": { "p50": m.p50_ms, "p99": m.p99_ms, "p99_9": m.p999_ms, "max": m.max_ms },
-                "errors": m.errors,
-                "first_errors": m.first_errors,
+                "latency_ms": { "p50": m.latency.p50_ms, "p99": m.latency.p99_ms, "p99_9": m.latency.p999_ms, "max": m.latency.max_ms },
+                "errors": m.latency.errors,
+                "first_errors": m.latency.first_errors,
                 "group_commit": commits,
                 "server_cpu_seconds": m.server_cpu_s,
                 "server_cores_used": m.server_cpu_s / m.seconds,
-                "requests_per_server_cpu_second": m.requests as f64 / m.server_cpu_s.max(1e-9),
+                "requests_per_server_cpu_second": m.latency.requests as f64 / m.server_cpu_s.max(1e-9),
                 "machine_busy_share": m.machine_busy,
             })
         }).collect::<Vec<_>>(),

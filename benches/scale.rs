@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::http::Connection;
-use common::{list_page, process_cpu_seconds, ClientResult, Summary};
+use common::{connect, list_page, process_cpu_seconds, ClientResult, Summary};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -336,9 +336,7 @@ fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let mut conn = Connection::open(target.addr).expect("connecting to the server");
-    // Open the keep-alive connection before the clock starts.
-    conn.send("GET", "/healthz", None).unwrap();
+    let conn = connect(target.addr);
     let total = target.paths.len();
     // Update clients each own the associations numbered c, c + clients, ...,
     // so that each knows the current roleArn of the ones it changes.
@@ -353,6 +351,10 @@ fn client(
     let mut out = ClientResult::default();
 
     barrier.wait();
+    let mut conn = match conn {
+        Ok(conn) => conn,
+        Err(e) => return ClientResult::failed(e),
+    };
     let started = Instant::now();
     let mut n = 0usize;
     while started.elapsed().as_secs_f64() < seconds {
@@ -396,15 +398,10 @@ fn client(
 struct Measurement {
     op: Op,
     concurrency: usize,
-    requests: u64,
     seconds: f64,
     rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
-    errors: u64,
-    first_errors: Vec<String>,
+    /// Requests, latencies and errors, as the clients saw them.
+    latency: Summary,
     /// The server's largest resident memory sampled during the measurement.
     peak_rss: u64,
     /// The server's CPU time per request (µs): less sensitive than req/s to
@@ -445,17 +442,11 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
     Measurement {
         op,
         concurrency: clients,
-        requests: summary.requests,
         seconds: elapsed,
         rps: summary.requests as f64 / elapsed,
-        p50_ms: summary.p50_ms,
-        p99_ms: summary.p99_ms,
-        p999_ms: summary.p999_ms,
-        max_ms: summary.max_ms,
-        errors: summary.errors,
-        first_errors: summary.first_errors,
         peak_rss: peak.load(Ordering::Relaxed),
         server_cpu_us: server_cpu * 1e6 / summary.requests.max(1) as f64,
+        latency: summary,
     }
 }
 
@@ -599,13 +590,13 @@ fn run_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> StoreResult
                 m.op.name(),
                 m.concurrency,
                 m.rps,
-                m.p50_ms,
-                m.p99_ms,
-                m.errors,
+                m.latency.p50_ms,
+                m.latency.p99_ms,
+                m.latency.errors,
                 mib(m.peak_rss),
                 m.server_cpu_us
             );
-            for e in &m.first_errors {
+            for e in &m.latency.first_errors {
                 println!("    error: {e}");
             }
             measurements.push(m);
@@ -693,14 +684,14 @@ fn print_tables(small: &StoreResult, large: &StoreResult) {
             s.op.name(),
             s.concurrency,
             s.rps,
-            s.p50_ms,
-            s.p99_ms,
+            s.latency.p50_ms,
+            s.latency.p99_ms,
             l.rps,
-            l.p50_ms,
-            l.p99_ms,
+            l.latency.p50_ms,
+            l.latency.p99_ms,
             l.rps / s.rps,
             s.server_cpu_us / l.server_cpu_us,
-            s.errors + l.errors
+            s.latency.errors + l.latency.errors
         );
     }
     println!();
@@ -734,12 +725,12 @@ fn store_json(s: &StoreResult) -> Value {
         "measurements": s.measurements.iter().map(|m| json!({
             "operation": m.op.name(),
             "concurrency": m.concurrency,
-            "requests": m.requests,
+            "requests": m.latency.requests,
             "seconds": m.seconds,
             "requests_per_second": m.rps,
-            "latency_ms": { "p50": m.p50_ms, "p99": m.p99_ms, "p99_9": m.p999_ms, "max": m.max_ms },
-            "errors": m.errors,
-            "first_errors": m.first_errors,
+            "latency_ms": { "p50": m.latency.p50_ms, "p99": m.latency.p99_ms, "p99_9": m.latency.p999_ms, "max": m.latency.max_ms },
+            "errors": m.latency.errors,
+            "first_errors": m.latency.first_errors,
             "peak_rss_bytes": m.peak_rss,
             "server_cpu_us_per_request": m.server_cpu_us,
         })).collect::<Vec<_>>(),
@@ -821,7 +812,7 @@ fn main() {
     let errors: u64 = [&small, &large]
         .iter()
         .flat_map(|s| &s.measurements)
-        .map(|m| m.errors)
+        .map(|m| m.latency.errors)
         .sum();
     let report = json!({
         "bench": "scale",

@@ -92,13 +92,17 @@ impl Connection {
     }
 
     fn fill(&mut self, chunk: &mut [u8]) -> Result<(), String> {
-        match self.stream.read(chunk) {
-            Ok(0) => Err("transport: the server closed the connection".into()),
-            Ok(n) => {
-                self.buffer.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
-            Err(e) => Err(format!("transport: reading: {e}")),
+        loop {
+            return match self.stream.read(chunk) {
+                Ok(0) => Err("transport: the server closed the connection".into()),
+                Ok(n) => {
+                    self.buffer.extend_from_slice(&chunk[..n]);
+                    Ok(())
+                }
+                // A signal arrived during the read: nothing was read yet.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(format!("transport: reading: {e}")),
+            };
         }
     }
 }

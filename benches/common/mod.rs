@@ -8,6 +8,14 @@ use serde::Deserialize;
 
 use http::Connection;
 
+/// Opens a keep-alive connection and sends one request on it, so that both
+/// happen before the clock starts.
+pub fn connect(addr: std::net::SocketAddr) -> Result<Connection, String> {
+    let mut conn = Connection::open(addr).map_err(|e| format!("connecting to the server: {e}"))?;
+    conn.send("GET", "/healthz", None)?;
+    Ok(conn)
+}
+
 /// What one client thread saw.
 #[derive(Default)]
 pub struct ClientResult {
@@ -17,6 +25,16 @@ pub struct ClientResult {
 }
 
 impl ClientResult {
+    /// A client that failed before its first request: it still reaches the
+    /// barrier (so the others do not wait for ever) and reports `error`.
+    pub fn failed(error: String) -> ClientResult {
+        ClientResult {
+            errors: 1,
+            first_errors: vec![error],
+            ..ClientResult::default()
+        }
+    }
+
     /// Records one request's latency and outcome; the value on success.
     pub fn record<T>(&mut self, started: Instant, outcome: Result<T, String>) -> Option<T> {
         self.latencies_ns
@@ -134,11 +152,16 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / clock_ticks_per_second()
 }
 
+/// Asked once: `getconf` is a child process, not something to run while
+/// clients are measuring.
 fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
