@@ -10,6 +10,13 @@ use pod_identity_store::config::{Config, Overrides};
 use pod_identity_store::startup::{without_engine_panics, Application};
 use pod_identity_store::store::{self, migrate};
 
+/// mimalloc instead of glibc's malloc: sled allocates and frees on every
+/// lookup and insert, often on another thread than the one that allocated,
+/// which glibc's per-thread arenas handle slowly. It cut the server CPU of a
+/// durable Update by about 15% (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A self-hosted, durable implementation of the Amazon EKS Pod Identity
 /// association API. Point AWS clients at it with an endpoint override.
 #[derive(Debug, Parser)]
