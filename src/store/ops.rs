@@ -692,7 +692,7 @@ impl Store {
     }
 
     pub async fn cluster(&self, name: ClusterName) -> Result<Cluster, StoreError> {
-        self.read(move |s| s.cluster(&name)).await
+        self.lookup(|s| s.cluster(&name))
     }
 
     pub async fn list_clusters(
@@ -742,7 +742,7 @@ impl Store {
         cluster: ClusterName,
         id: AssociationId,
     ) -> Result<Association, StoreError> {
-        self.read(move |s| s.association(&cluster, &id)).await
+        self.lookup(|s| s.association(&cluster, &id))
     }
 
     pub async fn list_associations(
@@ -788,7 +788,7 @@ impl Store {
 
     /// A resource's tags. `arn` is only for the not-found message.
     pub async fn tags(&self, resource: TaggableResource, arn: String) -> Result<Tags, StoreError> {
-        self.read(move |s| s.tags(&resource, &arn)).await
+        self.lookup(|s| s.tags(&resource, &arn))
     }
 
     /// TagResource: merges `tags` into the resource's tags.
