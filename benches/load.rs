@@ -4,10 +4,10 @@
 //! Run: `cargo bench --bench load` (about 80 s with the defaults). It starts
 //! the release server on a fresh temp data dir, seeds a cluster of 5,000
 //! associations for List and a set of associations to Describe and Update,
-//! then runs, for each operation and concurrency, one thread per client, each
-//! with its own keep-alive connection (`common::http`, a minimal client, so
-//! that the load generator leaves the shared cores to the server; the setup
-//! uses ureq):
+//! then runs, for each operation and concurrency, that many clients, each
+//! with its own keep-alive connection, sharing one thread per core
+//! (`common::http`, a minimal async client, so that the load generator
+//! leaves the shared cores to the server, as wrk does; the setup uses ureq):
 //! - DescribePodIdentityAssociation;
 //! - UpdatePodIdentityAssociation, durable, each with a fresh
 //!   `clientRequestToken` (as the AWS SDKs send) and a roleArn that differs
@@ -45,13 +45,17 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use common::{connect, list_page, process_cpu_seconds, ClientResult, Summary};
+use tokio::sync::Barrier;
+
+use common::{
+    block_on, connect, list_page, process_cpu_seconds, spawn_clients, ClientResult, Summary,
+};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -287,7 +291,7 @@ struct Shared {
 }
 
 /// One client: runs `op` until `deadline`-long time has passed since the barrier.
-fn client(
+async fn client(
     op: Op,
     c: usize,
     clients: usize,
@@ -295,7 +299,7 @@ fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let conn = connect(shared.addr);
+    let conn = connect(shared.addr).await;
     let mine: Vec<usize> = (c..shared.hot.len()).step_by(clients).collect();
     let assoc_paths: Vec<String> = mine
         .iter()
@@ -306,7 +310,7 @@ fn client(
     let mut out = ClientResult::default();
     let mut next_token: Option<String> = None;
 
-    barrier.wait();
+    barrier.wait().await;
     let mut conn = match conn {
         Ok(conn) => conn,
         Err(e) => return ClientResult::failed(e),
@@ -319,7 +323,7 @@ fn client(
         let t0 = Instant::now();
         match op {
             Op::Describe => {
-                let r = conn.send("GET", &assoc_paths[k], None).map(drop);
+                let r = conn.send("GET", &assoc_paths[k], None).await.map(drop);
                 out.record(t0, r);
             }
             Op::Update => {
@@ -330,26 +334,35 @@ fn client(
                     r#"{{"roleArn":"{ROLE}{}","clientRequestToken":"update-{clients}-{c}-{n}"}}"#,
                     u8::from(role)
                 );
-                let r = conn.send("POST", &assoc_paths[k], Some(&body)).map(drop);
+                let r = conn
+                    .send("POST", &assoc_paths[k], Some(&body))
+                    .await
+                    .map(drop);
                 out.record(t0, r);
             }
             Op::CreateDelete => {
                 let body = format!(
                     r#"{{"namespace":"churn","serviceAccount":"sa-{clients}-{c}-{n}","roleArn":"{ROLE}0","clientRequestToken":"create-{clients}-{c}-{n}"}}"#
                 );
-                let created = conn.send("POST", churn_path, Some(&body)).and_then(|b| {
-                    serde_json::from_str::<Created>(b)
-                        .map(|c| c.association.association_id)
-                        .map_err(|_| "create answered without an associationId".to_owned())
-                });
-                let r = created.and_then(|id| {
-                    conn.send("DELETE", &format!("{churn_path}/{id}"), None)
-                        .map(drop)
-                });
+                let created = conn
+                    .send("POST", churn_path, Some(&body))
+                    .await
+                    .and_then(|b| {
+                        serde_json::from_str::<Created>(b)
+                            .map(|c| c.association.association_id)
+                            .map_err(|_| "create answered without an associationId".to_owned())
+                    });
+                let r = match created {
+                    Ok(id) => conn
+                        .send("DELETE", &format!("{churn_path}/{id}"), None)
+                        .await
+                        .map(drop),
+                    Err(e) => Err(e),
+                };
                 out.record(t0, r);
             }
             Op::List => {
-                let r = list_page(&mut conn, &list_path, next_token.as_deref());
+                let r = list_page(&mut conn, &list_path, next_token.as_deref()).await;
                 next_token = out.record(t0, r).flatten();
             }
         }
@@ -375,16 +388,20 @@ struct Measurement {
 fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measurement {
     let barrier = Arc::new(Barrier::new(clients + 1));
     let before = commit_counters(&shared.base);
-    let workers: Vec<_> = (0..clients)
-        .map(|c| {
+    let workers = {
+        let (shared, barrier) = (shared.clone(), barrier.clone());
+        spawn_clients(clients, move |c| {
             let (shared, barrier) = (shared.clone(), barrier.clone());
-            std::thread::spawn(move || client(op, c, clients, &shared, &barrier, seconds))
+            async move { client(op, c, clients, &shared, &barrier, seconds).await }
         })
-        .collect();
-    barrier.wait();
+    };
+    block_on(barrier.wait());
     let started = Instant::now();
     let cpu_before = cpu_times(shared.server_pid);
-    let results: Vec<ClientResult> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let results: Vec<ClientResult> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("a client thread panicked"))
+        .collect();
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = cpu_times(shared.server_pid);
     let after = commit_counters(&shared.base);

@@ -44,13 +44,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use tokio::sync::Barrier;
+
 use common::http::Connection;
-use common::{connect, list_page, process_cpu_seconds, ClientResult, Summary};
+use common::{
+    block_on, connect, list_page, process_cpu_seconds, spawn_clients, ClientResult, Summary,
+};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -328,7 +332,7 @@ struct Target {
 }
 
 /// One client, `c` of `clients`, running `op` for `seconds` after the barrier.
-fn client(
+async fn client(
     op: Op,
     c: usize,
     clients: usize,
@@ -336,7 +340,7 @@ fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let conn = connect(target.addr);
+    let conn = connect(target.addr).await;
     let total = target.paths.len();
     // Update clients each own the associations numbered c, c + clients, ...,
     // so that each knows the current roleArn of the ones it changes.
@@ -350,7 +354,7 @@ fn client(
     let mut next_token: Option<String> = None;
     let mut out = ClientResult::default();
 
-    barrier.wait();
+    barrier.wait().await;
     let mut conn = match conn {
         Ok(conn) => conn,
         Err(e) => return ClientResult::failed(e),
@@ -363,7 +367,7 @@ fn client(
         match op {
             Op::Describe => {
                 let path = &target.paths[next(total)];
-                let r = conn.send("GET", path, None).map(drop);
+                let r = conn.send("GET", path, None).await.map(drop);
                 out.record(t0, r);
             }
             Op::Update => {
@@ -378,7 +382,10 @@ fn client(
                     r#"{{"roleArn":"{ROLE}{}","clientRequestToken":"scale-{clients}-{c}-{n}"}}"#,
                     u8::from(role)
                 );
-                let r = conn.send("POST", &target.paths[i], Some(&body)).map(drop);
+                let r = conn
+                    .send("POST", &target.paths[i], Some(&body))
+                    .await
+                    .map(drop);
                 out.record(t0, r);
             }
             Op::List => {
@@ -387,7 +394,7 @@ fn client(
                     list_path =
                         format!("/clusters/{cluster}/pod-identity-associations?maxResults={PAGE}");
                 }
-                let r = list_page(&mut conn, &list_path, next_token.as_deref());
+                let r = list_page(&mut conn, &list_path, next_token.as_deref()).await;
                 next_token = out.record(t0, r).flatten();
             }
         }
@@ -411,12 +418,13 @@ struct Measurement {
 
 fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64) -> Measurement {
     let barrier = Arc::new(Barrier::new(clients + 1));
-    let workers: Vec<_> = (0..clients)
-        .map(|c| {
+    let workers = {
+        let (target, barrier) = (target.clone(), barrier.clone());
+        spawn_clients(clients, move |c| {
             let (target, barrier) = (target.clone(), barrier.clone());
-            std::thread::spawn(move || client(op, c, clients, &target, &barrier, seconds))
+            async move { client(op, c, clients, &target, &barrier, seconds).await }
         })
-        .collect();
+    };
     // Resident memory sampled every 100 ms while the clients run.
     let done = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
@@ -430,9 +438,12 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
         })
     };
     let cpu_before = process_cpu_seconds(pid);
-    barrier.wait();
+    block_on(barrier.wait());
     let started = Instant::now();
-    let results: Vec<ClientResult> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let results: Vec<ClientResult> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("a client thread panicked"))
+        .collect();
     let elapsed = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -563,17 +574,24 @@ fn run_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> StoreResult
     // store's leaves for the first time.
     let warmup_s = (setting("SCALE_WARMUP", 1) != 0).then(|| {
         let started = Instant::now();
-        let mut conn = Connection::open(target.addr).expect("connecting to the server");
-        for cluster in &target.clusters {
-            let path = format!("/clusters/{cluster}/pod-identity-associations?maxResults={PAGE}");
-            let mut token: Option<String> = None;
-            loop {
-                token = list_page(&mut conn, &path, token.as_deref()).expect("warm-up List");
-                if token.is_none() {
-                    break;
+        block_on(async {
+            let mut conn = Connection::open(target.addr)
+                .await
+                .expect("connecting to the server");
+            for cluster in &target.clusters {
+                let path =
+                    format!("/clusters/{cluster}/pod-identity-associations?maxResults={PAGE}");
+                let mut token: Option<String> = None;
+                loop {
+                    token = list_page(&mut conn, &path, token.as_deref())
+                        .await
+                        .expect("warm-up List");
+                    if token.is_none() {
+                        break;
+                    }
                 }
             }
-        }
+        });
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "  warm-up: every association listed once in {seconds:.1} s, resident memory {:.1} MiB",

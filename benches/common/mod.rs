@@ -2,6 +2,9 @@
 
 pub mod http;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -10,13 +13,58 @@ use http::Connection;
 
 /// Opens a keep-alive connection and sends one request on it, so that both
 /// happen before the clock starts.
-pub fn connect(addr: std::net::SocketAddr) -> Result<Connection, String> {
-    let mut conn = Connection::open(addr).map_err(|e| format!("connecting to the server: {e}"))?;
-    conn.send("GET", "/healthz", None)?;
+pub async fn connect(addr: std::net::SocketAddr) -> Result<Connection, String> {
+    let mut conn = Connection::open(addr)
+        .await
+        .map_err(|e| format!("connecting to the server: {e}"))?;
+    conn.send("GET", "/healthz", None).await?;
     Ok(conn)
 }
 
-/// What one client thread saw.
+/// Starts `clients` clients, client `c` being the future `client(c)`, on
+/// one thread per core, each thread an event loop of its own that serves
+/// its share of the connections (as wrk's threads do: a request batch per
+/// wake-up, rather than a thread woken per answer). Join the handles for
+/// what each thread's clients saw.
+pub fn spawn_clients<F, Fut>(clients: usize, client: F) -> Vec<JoinHandle<Vec<ClientResult>>>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ClientResult> + Send + 'static,
+{
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(clients);
+    let client = Arc::new(client);
+    (0..threads)
+        .map(|t| {
+            let client = Arc::clone(&client);
+            std::thread::spawn(move || {
+                block_on(async move {
+                    let running: Vec<_> = (t..clients)
+                        .step_by(threads)
+                        .map(|c| tokio::spawn(client(c)))
+                        .collect();
+                    let mut results = Vec::with_capacity(running.len());
+                    for r in running {
+                        results.push(r.await.expect("a client panicked"));
+                    }
+                    results
+                })
+            })
+        })
+        .collect()
+}
+
+/// Runs `future` to its end on a single-threaded runtime of its own.
+pub fn block_on<T>(future: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("starting a runtime for the clients")
+        .block_on(future)
+}
+
+/// What one client saw.
 #[derive(Default)]
 pub struct ClientResult {
     pub latencies_ns: Vec<u64>,
@@ -120,7 +168,7 @@ struct ListPage {
 
 /// Fetches one List page: `list_path` (with its query, e.g. `maxResults`)
 /// after the page `next_token` names. Returns the next page's token.
-pub fn list_page(
+pub async fn list_page(
     conn: &mut Connection,
     list_path: &str,
     next_token: Option<&str>,
@@ -129,7 +177,7 @@ pub fn list_page(
         Some(token) => format!("{list_path}&nextToken={}", query_escape(token)),
         None => list_path.to_owned(),
     };
-    conn.send("GET", &path, None).map(|b| {
+    conn.send("GET", &path, None).await.map(|b| {
         serde_json::from_str::<ListPage>(b)
             .ok()
             .and_then(|p| p.next_token)
