@@ -19,7 +19,7 @@
 //! counted write also loses the count that named it.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -88,6 +88,8 @@ pub struct GroupCommit {
     written: AtomicU64,
     /// Write transactions handed to the writer thread and not finished yet.
     queued: AtomicU64,
+    /// A sled flush is under way (`writes_in_flight`).
+    flushing: AtomicBool,
     requests: Mutex<Requests>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
@@ -107,6 +109,7 @@ impl GroupCommit {
             base: super::commit_seq(&meta)?,
             written: AtomicU64::new(0),
             queued: AtomicU64::new(0),
+            flushing: AtomicBool::new(false),
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
             durable: watch::Sender::new(Durable::default()),
@@ -181,6 +184,18 @@ impl GroupCommit {
         self.durable().await
     }
 
+    /// Whether a write is queued at the writer thread or running, or a sled
+    /// flush is under way.
+    ///
+    /// sled's flush holds its store-wide lock as a reader until the disk has
+    /// the log (`sync_file_range`), a transaction waits for it as a writer,
+    /// and a reader that comes while a writer waits waits too (the lock is
+    /// fair). So while this is true, a lookup can wait for the disk; while it
+    /// is false, none can (`Store::lookup`).
+    pub fn writes_in_flight(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > 0 || self.flushing.load(Ordering::SeqCst)
+    }
+
     /// Whether writes can still be made durable (no flush or fsync failed).
     pub fn is_healthy(&self) -> bool {
         self.durable.borrow().failure.is_none()
@@ -238,9 +253,12 @@ impl GroupCommit {
             let commit_seq = self.base + target;
             let previous = self.durable.borrow().upto;
             let started = Instant::now();
-            let result = meta
+            self.flushing.store(true, Ordering::SeqCst);
+            let flushed = meta
                 .insert(keys::META_COMMIT_SEQ, &commit_seq.to_be_bytes())
-                .and_then(|_| db.flush())
+                .and_then(|_| db.flush());
+            self.flushing.store(false, Ordering::SeqCst);
+            let result = flushed
                 .map(drop)
                 .and_then(|()| files.sync().map_err(sled::Error::from));
             match result {

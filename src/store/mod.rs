@@ -29,6 +29,7 @@ mod writer;
 
 use std::cell::Cell;
 use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -512,19 +513,27 @@ impl Store {
             .map_err(|e| StoreError::io("record the durable write count", &self.inner.dir, e))
     }
 
-    /// Runs a lookup of a few keys on the caller's thread, the HTTP worker.
+    /// Runs a lookup of a few keys: on the caller's thread (the HTTP worker)
+    /// when no write is in flight, otherwise like `read`.
     ///
-    /// sled answers it from its page cache, or on a miss reads the page with
-    /// one `pread` (from the OS's cache as a rule). It never waits for a
-    /// flush or an fsync. It waits while the writer applies a transaction,
-    /// as a read on any other thread would: sled holds a store-wide lock for
-    /// that, about 50 µs per write in the group (under 1 ms for the groups
-    /// of 18 seen at 64 update clients). Handing such a lookup to a thread
-    /// and waking the worker afterwards cost more than the lookup itself: a
-    /// third of a Describe's CPU (README, Performance). Scans go through
-    /// `read`.
-    fn lookup<T>(&self, f: impl FnOnce(&Inner) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        f(&self.inner)
+    /// sled answers a lookup from its page cache, or on a miss reads the
+    /// page's fragments with `pread`. With no write in flight it waits for
+    /// nothing else: handing it to a thread and waking the worker afterwards
+    /// cost more than the lookup itself, a third of a Describe's CPU (README,
+    /// Performance). While a write is in flight it could wait for a flush to
+    /// reach the disk (`GroupCommit::writes_in_flight`), which must not stall
+    /// an HTTP worker and every connection it serves. A panic in sled comes
+    /// back as an error either way.
+    async fn lookup<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inner.commit.writes_in_flight() {
+            return self.read(f).await;
+        }
+        catch_unwind(AssertUnwindSafe(|| f(&self.inner)))
+            .unwrap_or_else(|_| Err(StoreError::Internal("a store lookup panicked".into())))
     }
 
     /// Runs a read that scans off the async executor, on tokio's blocking
@@ -617,4 +626,57 @@ fn transact<T, E>(
             })
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ClusterName;
+
+    fn open(dir: &Path) -> Store {
+        let settings = crate::startup::store_settings(&crate::config::Config::default());
+        Store::open(dir, settings).unwrap()
+    }
+
+    fn thread_of_lookup(store: &Store) -> std::thread::ThreadId {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(store.lookup(|_| Ok(std::thread::current().id())))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lookup_runs_on_the_callers_thread_unless_a_write_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let here = std::thread::current().id();
+        assert_eq!(thread_of_lookup(&store), here, "no write in flight");
+
+        let write = store.inner.commit.queue_write();
+        assert_ne!(thread_of_lookup(&store), here, "a write queued");
+        drop(write);
+        assert_eq!(thread_of_lookup(&store), here, "the write is done");
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn a_lookup_that_panics_is_an_error_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let failed =
+            runtime.block_on(store.lookup(|_| -> Result<(), StoreError> { panic!("sled broke") }));
+        assert!(matches!(&failed, Err(StoreError::Internal(m)) if m.contains("panicked")));
+        let name = ClusterName::parse("name", "after").unwrap();
+        let missing = runtime.block_on(store.cluster(name));
+        assert!(
+            matches!(missing, Err(StoreError::Rejected(_))),
+            "{missing:?}"
+        );
+        store.close().unwrap();
+    }
 }

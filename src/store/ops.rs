@@ -692,7 +692,7 @@ impl Store {
     }
 
     pub async fn cluster(&self, name: ClusterName) -> Result<Cluster, StoreError> {
-        self.lookup(|s| s.cluster(&name))
+        self.lookup(move |s| s.cluster(&name)).await
     }
 
     pub async fn list_clusters(
@@ -742,7 +742,7 @@ impl Store {
         cluster: ClusterName,
         id: AssociationId,
     ) -> Result<Association, StoreError> {
-        self.lookup(|s| s.association(&cluster, &id))
+        self.lookup(move |s| s.association(&cluster, &id)).await
     }
 
     pub async fn list_associations(
@@ -788,7 +788,7 @@ impl Store {
 
     /// A resource's tags. `arn` is only for the not-found message.
     pub async fn tags(&self, resource: TaggableResource, arn: String) -> Result<Tags, StoreError> {
-        self.lookup(|s| s.tags(&resource, &arn))
+        self.lookup(move |s| s.tags(&resource, &arn)).await
     }
 
     /// TagResource: merges `tags` into the resource's tags.
