@@ -317,7 +317,7 @@ async fn client(
     };
     let started = Instant::now();
     let mut n = 0usize;
-    while started.elapsed().as_secs_f64() < seconds {
+    while !out.broken && started.elapsed().as_secs_f64() < seconds {
         let k = n % mine.len();
         n += 1;
         let t0 = Instant::now();

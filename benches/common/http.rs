@@ -9,7 +9,7 @@
 //! encoding), and the connection stays open between requests.
 //!
 //! It is async, so that many connections share a few threads
-//! (`common::runtime`), as wrk's do: with one blocking thread per client,
+//! (`common::spawn_clients`), as wrk's do: with one blocking thread per client,
 //! every answer woke a thread of its own, and the server paid for those
 //! wake-ups (about a third more server CPU per durable update at 64 clients
 //! than under wrk).
@@ -32,7 +32,11 @@ pub struct Connection {
 
 impl Connection {
     pub async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
+        let stream = tokio::time::timeout(READ_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
         stream.set_nodelay(true)?;
         Ok(Connection {
             stream,

@@ -70,6 +70,10 @@ pub struct ClientResult {
     pub latencies_ns: Vec<u64>,
     pub errors: u64,
     pub first_errors: Vec<String>,
+    /// The connection failed (`transport:` errors): the client stops, since
+    /// every later request on it would fail at once, or read an answer
+    /// meant for an earlier one.
+    pub broken: bool,
 }
 
 impl ClientResult {
@@ -91,6 +95,7 @@ impl ClientResult {
             Ok(value) => Some(value),
             Err(e) => {
                 self.errors += 1;
+                self.broken |= e.starts_with("transport:");
                 if self.first_errors.len() < 3 {
                     self.first_errors.push(e);
                 }

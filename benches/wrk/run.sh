@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Describe and durable Update under wrk, the load generator an outside check
-# uses, against the release server on a fresh temp data dir (127.0.0.1 only;
+# Describe and durable Update under wrk, a widely used HTTP load generator,
+# against the release server on a fresh temp data dir (127.0.0.1 only;
 # the server is stopped at the end).
 #
 #   bash benches/wrk/run.sh            # needs wrk (Debian: apt-get install wrk)
@@ -35,7 +35,12 @@ done
 python3 "$here/seed.py" "$base" "${WRK_ASSOCIATIONS:-1024}" "$work/ids.lua"
 export WRK_DIR=$here WRK_IDS=$work/ids.lua
 
-metric() { curl -sf "$base/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+fail() { echo "$*" >&2; exit 1; }
+metric() {
+  local page
+  page=$(curl -sf "$base/metrics") || fail "could not read $base/metrics"
+  awk -v m="$1" '$1 == m { print $2 }' <<<"$page"
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
 
@@ -43,15 +48,21 @@ echo "wrk: $seconds s per measurement, $threads threads, $(nproc) cores, commit 
 printf '%-9s %5s %9s %8s %8s %9s %7s %9s %10s %11s\n' operation conc req/s "p50 ms" "p99 ms" "p99.9 ms" errors wr/flush "srv cores" "µs srv CPU"
 run() {
   local op=$1 conc=$2
-  local flushes0 writes0 cpu0 line
-  flushes0=$(metric pod_identity_store_flushes_total); writes0=$(metric pod_identity_store_writes_flushed_total); cpu0=$(cpu_ticks)
-  line=$(wrk -t"$(( threads < conc ? threads : conc ))" -c"$conc" -d"${seconds}s" -s "$here/$op.lua" "$base" | grep '^RESULT')
-  local flushes writes cpu
+  local flushes0 writes0 cpu0 cpu out line
+  flushes0=$(metric pod_identity_store_flushes_total)
+  writes0=$(metric pod_identity_store_writes_flushed_total)
+  cpu0=$(cpu_ticks)
+  out=$(wrk -t"$(( threads < conc ? threads : conc ))" -c"$conc" -d"${seconds}s" -s "$here/$op.lua" "$base") \
+    || fail "wrk failed for $op at $conc connections"
+  # Before the scrape below, which costs the server CPU of its own.
+  cpu=$(( $(cpu_ticks) - cpu0 ))
+  line=$(grep '^RESULT' <<<"$out") || fail "wrk printed no result for $op at $conc connections: $out"
+  local flushes writes
   flushes=$(( $(metric pod_identity_store_flushes_total) - flushes0 ))
   writes=$(( $(metric pod_identity_store_writes_flushed_total) - writes0 ))
-  cpu=$(( $(cpu_ticks) - cpu0 ))
   local r_requests r_seconds r_rps r_p50_ms r_p99_ms r_p999_ms r_non2xx r_socket_errors
   eval "${line#RESULT }"  # r_requests= r_rps= ... from common.lua's done()
+  [ "$r_requests" -gt 0 ] || fail "no request completed for $op at $conc connections"
   local per_flush=-
   [ "$op" = update ] && per_flush=$(awk -v w="$writes" -v f="$flushes" 'BEGIN { printf "%.1f", w / (f > 0 ? f : 1) }')
   awk -v op="$op" -v c="$conc" -v rps="$r_rps" -v p50="$r_p50_ms" -v p99="$r_p99_ms" -v p999="$r_p999_ms" \

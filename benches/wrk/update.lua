@@ -8,8 +8,8 @@ local n = 0
 request = function()
   n = n + 1
   local body = string.format(
-    '{"roleArn":"arn:aws:iam::123456789012:role/load-%d-%d","clientRequestToken":"wrk-%d-%d-%d"}',
-    tid, n, tid, n, math.random(1000000000))
+    '{"roleArn":"arn:aws:iam::123456789012:role/load-%d-%d-%d","clientRequestToken":"wrk-%d-%d-%d"}',
+    tid, n, math.random(1000000000), tid, n, math.random(1000000000))
   return wrk.format("POST", "/clusters/hot/pod-identity-associations/" .. ids[math.random(#ids)],
     { ["Content-Type"] = "application/json" }, body)
 end
