@@ -53,9 +53,7 @@ use serde_json::{json, Value};
 
 use tokio::sync::Barrier;
 
-use common::{
-    block_on, connect, list_page, process_cpu_seconds, spawn_clients, ClientResult, Summary,
-};
+use common::{connect, list_page, process_cpu_seconds, spawn_clients, ClientResult, Summary};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -386,22 +384,18 @@ struct Measurement {
 }
 
 fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measurement {
-    let barrier = Arc::new(Barrier::new(clients + 1));
     let before = commit_counters(&shared.base);
-    let workers = {
-        let (shared, barrier) = (shared.clone(), barrier.clone());
-        spawn_clients(clients, move |c| {
-            let (shared, barrier) = (shared.clone(), barrier.clone());
-            async move { client(op, c, clients, &shared, &barrier, seconds).await }
+    let running = {
+        let shared = shared.clone();
+        spawn_clients(clients, move |c, start| {
+            let shared = shared.clone();
+            async move { client(op, c, clients, &shared, &start, seconds).await }
         })
     };
-    block_on(barrier.wait());
+    running.start();
     let started = Instant::now();
     let cpu_before = cpu_times(shared.server_pid);
-    let results: Vec<ClientResult> = workers
-        .into_iter()
-        .flat_map(|w| w.join().expect("a client thread panicked"))
-        .collect();
+    let results = running.join();
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = cpu_times(shared.server_pid);
     let after = commit_counters(&shared.base);

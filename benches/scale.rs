@@ -417,12 +417,11 @@ struct Measurement {
 }
 
 fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64) -> Measurement {
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let workers = {
-        let (target, barrier) = (target.clone(), barrier.clone());
-        spawn_clients(clients, move |c| {
-            let (target, barrier) = (target.clone(), barrier.clone());
-            async move { client(op, c, clients, &target, &barrier, seconds).await }
+    let running = {
+        let target = target.clone();
+        spawn_clients(clients, move |c, start| {
+            let target = target.clone();
+            async move { client(op, c, clients, &target, &start, seconds).await }
         })
     };
     // Resident memory sampled every 100 ms while the clients run.
@@ -438,12 +437,9 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
         })
     };
     let cpu_before = process_cpu_seconds(pid);
-    block_on(barrier.wait());
+    running.start();
     let started = Instant::now();
-    let results: Vec<ClientResult> = workers
-        .into_iter()
-        .flat_map(|w| w.join().expect("a client thread panicked"))
-        .collect();
+    let results = running.join();
     let elapsed = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();

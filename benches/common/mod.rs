@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use serde::Deserialize;
+use tokio::sync::Barrier;
 
 use http::Connection;
 
@@ -21,28 +22,52 @@ pub async fn connect(addr: std::net::SocketAddr) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// Starts `clients` clients, client `c` being the future `client(c)`, on
-/// one thread per core, each thread an event loop of its own that serves
+/// The clients of one measurement, started by `spawn_clients`.
+pub struct Clients {
+    /// Passed by every client once connected, and by `start`.
+    barrier: Arc<Barrier>,
+    threads: Vec<JoinHandle<Vec<ClientResult>>>,
+}
+
+impl Clients {
+    /// Returns once every client has connected: from then on they all run.
+    pub fn start(&self) {
+        block_on(self.barrier.wait());
+    }
+
+    /// Waits for every client to end; what each saw.
+    pub fn join(self) -> Vec<ClientResult> {
+        self.threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("a client thread panicked"))
+            .collect()
+    }
+}
+
+/// Starts `clients` clients, client `c` being the future `client(c, start)`,
+/// on one thread per core, each thread an event loop of its own that serves
 /// its share of the connections (as wrk's threads do: a request batch per
-/// wake-up, rather than a thread woken per answer). Join the handles for
-/// what each thread's clients saw.
-pub fn spawn_clients<F, Fut>(clients: usize, client: F) -> Vec<JoinHandle<Vec<ClientResult>>>
+/// wake-up, rather than a thread woken per answer). A client connects, then
+/// waits on `start` before its first request, also when it failed to
+/// connect; `Clients::start` releases them all at once.
+pub fn spawn_clients<F, Fut>(clients: usize, client: F) -> Clients
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, Arc<Barrier>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ClientResult> + Send + 'static,
 {
+    let barrier = Arc::new(Barrier::new(clients + 1));
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(clients);
     let client = Arc::new(client);
-    (0..threads)
+    let threads = (0..threads)
         .map(|t| {
-            let client = Arc::clone(&client);
+            let (client, barrier) = (Arc::clone(&client), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 block_on(async move {
                     let running: Vec<_> = (t..clients)
                         .step_by(threads)
-                        .map(|c| tokio::spawn(client(c)))
+                        .map(|c| tokio::spawn(client(c, Arc::clone(&barrier))))
                         .collect();
                     let mut results = Vec::with_capacity(running.len());
                     for r in running {
@@ -52,7 +77,8 @@ where
                 })
             })
         })
-        .collect()
+        .collect();
+    Clients { barrier, threads }
 }
 
 /// Runs `future` to its end on a single-threaded runtime of its own.
