@@ -90,6 +90,20 @@ impl Store {
     }
 }
 
+/// Inserts `records` into `tree` sorted by key, one plain insert each (see
+/// `Inner::import`).
+fn insert_in_key_order(
+    tree: &sled::Tree,
+    records: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> Result<(), sled::Error> {
+    let mut records: Vec<_> = records.collect();
+    records.sort_unstable();
+    for (key, value) in records {
+        tree.insert(key, value)?;
+    }
+    Ok(())
+}
+
 impl Inner {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let (taken_at, cluster_values, association_values) = {
@@ -207,28 +221,20 @@ impl Inner {
         // makes the import all or nothing; sled's log keeps the inserts in
         // order, so a store that recovers the marker's removal recovers
         // every insert before it.
-        let mut records: Vec<(Vec<u8>, Vec<u8>)> = associations
-            .iter()
-            .map(|a| {
+        insert_in_key_order(
+            &self.trees.associations,
+            associations.iter().map(|a| {
                 let record = encode(&AssociationRecord::new(a, None));
                 (keys::association(&a.cluster, &a.id), record)
-            })
-            .collect();
-        records.sort_unstable();
-        for (key, record) in records {
-            self.trees.associations.insert(key, record)?;
-        }
-        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = associations
-            .iter()
-            .map(|a| {
+            }),
+        )?;
+        insert_in_key_order(
+            &self.trees.index,
+            associations.iter().map(|a| {
                 let key = keys::association_index(&a.cluster, &a.namespace, &a.service_account);
                 (key, encode(&IndexRecord { id: a.id.clone() }))
-            })
-            .collect();
-        entries.sort_unstable();
-        for (key, entry) in entries {
-            self.trees.index.insert(key, entry)?;
-        }
+            }),
+        )?;
         self.commit.note_write();
         self.trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
         Ok(Imported {
