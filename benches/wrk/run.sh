@@ -36,10 +36,14 @@ python3 "$here/seed.py" "$base" "${WRK_ASSOCIATIONS:-1024}" "$work/ids.lua"
 export WRK_DIR=$here WRK_IDS=$work/ids.lua
 
 fail() { echo "$*" >&2; exit 1; }
-metric() {
+# The group commit's counters from one scrape (each costs the server a walk
+# over its tokens): "flushes writes_flushed".
+commit_counters() {
   local page
   page=$(curl -sf "$base/metrics") || fail "could not read $base/metrics"
-  awk -v m="$1" '$1 == m { print $2 }' <<<"$page"
+  awk '$1 == "pod_identity_store_flushes_total" { f = $2 }
+       $1 == "pod_identity_store_writes_flushed_total" { w = $2 }
+       END { print f, w }' <<<"$page"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
@@ -48,18 +52,18 @@ echo "wrk: $seconds s per measurement, $threads threads, $(nproc) cores, commit 
 printf '%-9s %5s %9s %8s %8s %9s %7s %9s %10s %11s\n' operation conc req/s "p50 ms" "p99 ms" "p99.9 ms" errors wr/flush "srv cores" "µs srv CPU"
 run() {
   local op=$1 conc=$2
-  local flushes0 writes0 cpu0 cpu out line
-  flushes0=$(metric pod_identity_store_flushes_total)
-  writes0=$(metric pod_identity_store_writes_flushed_total)
+  local counters flushes0 writes0 flushes1 writes1 cpu0 cpu out line
+  counters=$(commit_counters)
+  read -r flushes0 writes0 <<<"$counters"
   cpu0=$(cpu_ticks)
   out=$(wrk -t"$(( threads < conc ? threads : conc ))" -c"$conc" -d"${seconds}s" -s "$here/$op.lua" "$base") \
     || fail "wrk failed for $op at $conc connections"
   # Before the scrape below, which costs the server CPU of its own.
   cpu=$(( $(cpu_ticks) - cpu0 ))
   line=$(grep '^RESULT' <<<"$out") || fail "wrk printed no result for $op at $conc connections: $out"
-  local flushes writes
-  flushes=$(( $(metric pod_identity_store_flushes_total) - flushes0 ))
-  writes=$(( $(metric pod_identity_store_writes_flushed_total) - writes0 ))
+  counters=$(commit_counters)
+  read -r flushes1 writes1 <<<"$counters"
+  local flushes=$(( flushes1 - flushes0 )) writes=$(( writes1 - writes0 ))
   local r_requests r_seconds r_rps r_p50_ms r_p99_ms r_p999_ms r_non2xx r_socket_errors
   eval "${line#RESULT }"  # r_requests= r_rps= ... from common.lua's done()
   [ "$r_requests" -gt 0 ] || fail "no request completed for $op at $conc connections"
