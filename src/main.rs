@@ -199,8 +199,8 @@ fn check(config: &Config) -> Result<(), String> {
     println!("associations: {}", report.associations);
     println!("index entries: {}", report.index_entries);
     println!(
-        "tokens: {} (expiry entries: {})",
-        report.tokens, report.expiry_entries
+        "tokens: {} ({} expired, not swept yet)",
+        report.tokens, report.expired_tokens
     );
     println!(
         "record bytes: {} (keys and values of every tree)",

@@ -1,7 +1,7 @@
 //! The export file: one JSON object per line (`application/x-ndjson`).
 //!
 //! ```text
-//! {"format":"pod-identity-store-export","version":1,"schema":2,"exportedAt":1700000000000,"region":"us-east-1","accountId":"123456789012"}
+//! {"format":"pod-identity-store-export","version":1,"schema":3,"exportedAt":1700000000000,"region":"us-east-1","accountId":"123456789012"}
 //! {"type":"cluster","name":"dev","roleArn":"arn:aws:iam::123456789012:role/eks","version":"1.33","tags":{},"createdAt":1700000000000,"status":"ACTIVE","activateAt":null}
 //! {"type":"association","clusterName":"dev","associationId":"a-8mvwvh57cu74mgcst",...}
 //! {"type":"end","clusters":1,"associations":1}

@@ -13,7 +13,7 @@ use super::keys;
 use super::migrate::{self, LATEST};
 use super::records::{decode, AssociationRecord, ClusterRecord, IndexRecord, TokenRecord};
 use super::{open_db, read_identity, StoreError, Trees};
-use crate::domain::{AssociationId, ClusterName};
+use crate::domain::{AssociationId, ClusterName, Timestamp};
 
 /// What `check` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,8 +23,10 @@ pub struct CheckReport {
     pub associations: usize,
     pub index_entries: usize,
     pub tokens: usize,
-    pub expiry_entries: usize,
-    /// Bytes of the records held: the keys and values of all six trees.
+    /// Tokens past their expiry that the sweep has not removed yet (it runs
+    /// every `idempotency.sweep_interval_seconds` while the server is up).
+    pub expired_tokens: usize,
+    /// Bytes of the records held: the keys and values of all five trees.
     /// What sled's files on disk take beyond this is the engine's overhead
     /// (page headers, free space, the log not yet compacted).
     pub record_bytes: u64,
@@ -60,7 +62,6 @@ pub fn check(dir: &Path, cache_capacity_bytes: u64) -> Result<CheckReport, Store
         keys::TREE_ASSOCIATIONS,
         keys::TREE_ASSOCIATION_INDEX,
         keys::TREE_TOKENS,
-        keys::TREE_TOKEN_EXPIRY,
     ] {
         // Opening a missing tree would create it, so look first.
         if !names.iter().any(|name| name == tree.as_bytes()) {
@@ -98,7 +99,7 @@ pub fn check(dir: &Path, cache_capacity_bytes: u64) -> Result<CheckReport, Store
     let clusters = check_clusters(&trees, &mut report)?;
     let associations = check_associations(&trees, &clusters, &mut report)?;
     check_index(&trees, &associations, &mut report)?;
-    check_tokens(&trees, &mut report)?;
+    check_tokens(&trees, &clusters, &mut report)?;
     report.record_bytes = record_bytes(&trees)?;
     Ok(report)
 }
@@ -113,7 +114,6 @@ fn record_bytes(trees: &Trees) -> Result<u64, StoreError> {
         &trees.associations,
         &trees.index,
         &trees.tokens,
-        &trees.expiry,
     ] {
         for entry in tree.iter() {
             let (key, value) = entry?;
@@ -292,35 +292,29 @@ fn check_index(
     Ok(())
 }
 
-/// Every token decodes and has the expiry entry that lets the sweep find it.
-fn check_tokens(trees: &Trees, report: &mut CheckReport) -> Result<(), StoreError> {
+/// Every token decodes and belongs to a cluster that exists (deleting a
+/// cluster removes its tokens in the same transaction as the cluster).
+fn check_tokens(
+    trees: &Trees,
+    clusters: &Clusters,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let now = Timestamp::now();
     for entry in trees.tokens.iter() {
         let (key, bytes) = entry?;
         report.tokens += 1;
         let shown = keys::shown(&key);
-        match decode::<TokenRecord>(&bytes) {
-            Ok(token) => {
-                if !trees
-                    .expiry
-                    .contains_key(keys::token_expiry(token.expires_at, &key))?
-                {
-                    report.problems.push(format!(
-                        "token {shown} has no expiry entry, so it would never be swept"
-                    ));
-                }
-            }
-            Err(e) => report.problems.push(format!("token {shown}: {e}")),
-        }
-    }
-    // An expiry entry whose token is gone is normal: the sweep skips it.
-    for key in trees.expiry.iter().keys() {
-        let key = key?;
-        report.expiry_entries += 1;
-        if keys::split_token_expiry(&key).is_none() {
+        let cluster = keys::cluster_of(&key);
+        if !clusters.contains_key(cluster) {
             report.problems.push(format!(
-                "token expiry entry {} is too short to hold its time",
-                keys::shown(&key)
+                "token {shown} belongs to cluster '{}', which does not exist",
+                String::from_utf8_lossy(cluster)
             ));
+        }
+        match decode::<TokenRecord>(&bytes) {
+            Ok(token) if token.expires_at <= now => report.expired_tokens += 1,
+            Ok(_) => {}
+            Err(e) => report.problems.push(format!("token {shown}: {e}")),
         }
     }
     Ok(())

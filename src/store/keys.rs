@@ -6,11 +6,10 @@
 //! byte order is the order of the parts compared one by one: all of a
 //! cluster's keys form one contiguous range starting with `cluster 0x00`.
 //! Token strings are free-form but always the *last* part, so they cannot
-//! break that property. Expiry keys start with a big-endian timestamp so
-//! that byte order is time order.
+//! break that property.
 
 use crate::domain::{
-    AssociationId, ClientRequestToken, ClusterName, Namespace, ServiceAccountName, Timestamp,
+    AssociationId, ClientRequestToken, ClusterName, Namespace, ServiceAccountName,
 };
 
 pub const TREE_META: &str = "meta";
@@ -18,6 +17,8 @@ pub const TREE_CLUSTERS: &str = "clusters";
 pub const TREE_ASSOCIATIONS: &str = "associations";
 pub const TREE_ASSOCIATION_INDEX: &str = "association_index";
 pub const TREE_TOKENS: &str = "tokens";
+/// Schemas 1 and 2 only: an expiry-time index of the tokens, removed by
+/// schema 3 (the sweep now reads each token's expiry from its record).
 pub const TREE_TOKEN_EXPIRY: &str = "token_expiry";
 
 /// Meta keys.
@@ -88,6 +89,12 @@ pub fn split_association_index(key: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     }
 }
 
+/// The cluster a key of the associations, index or token tree belongs to:
+/// its first part, which is that cluster's key in the `clusters` tree.
+pub fn cluster_of(key: &[u8]) -> &[u8] {
+    key.split(|b| *b == SEP).next().unwrap_or_default()
+}
+
 /// A key for a person to read: its parts joined by `/`, bytes that are not
 /// UTF-8 replaced.
 pub fn shown(key: &[u8]) -> String {
@@ -136,26 +143,6 @@ pub fn association_update_tokens(cluster: &ClusterName, id: &AssociationId) -> V
         id.as_str().as_bytes(),
         b"",
     ])
-}
-
-/// `token_expiry`: expiry time (big-endian milliseconds), token key.
-pub fn token_expiry(expires_at: Timestamp, token_key: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + token_key.len());
-    key.extend_from_slice(&expiry_prefix(expires_at));
-    key.extend_from_slice(token_key);
-    key
-}
-
-/// The first eight bytes of an expiry key; every key below `expiry_prefix(t)` expired before `t`.
-pub fn expiry_prefix(at: Timestamp) -> [u8; 8] {
-    (at.as_millis().max(0) as u64).to_be_bytes()
-}
-
-/// Splits an expiry key into its time and token key.
-pub fn split_token_expiry(key: &[u8]) -> Option<(Timestamp, &[u8])> {
-    let (time, token_key) = key.split_at_checked(8)?;
-    let millis = u64::from_be_bytes(time.try_into().ok()?);
-    Some((Timestamp::from_millis(millis as i64), token_key))
 }
 
 #[cfg(test)]
@@ -217,22 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn expiry_keys_sort_by_time_and_split_back() {
-        let token_key = token(
-            &name("c"),
-            TokenScope::CreateAssociation,
-            &ClientRequestToken::parse("t").unwrap(),
-        );
-        let early = token_expiry(Timestamp::from_millis(255), &token_key);
-        let late = token_expiry(Timestamp::from_millis(256), &token_key);
-        assert!(early < late);
-        assert_eq!(
-            split_token_expiry(&late),
-            Some((Timestamp::from_millis(256), &token_key[..]))
-        );
-    }
-
-    #[test]
     fn tokens_are_scoped_by_operation_and_association() {
         let t = ClientRequestToken::parse("t").unwrap();
         let c = name("c");
@@ -250,6 +221,7 @@ mod tests {
         assert!(!keys[3].starts_with(&association_update_tokens(&c, &one)));
         for (i, a) in keys.iter().enumerate() {
             assert!(a.starts_with(&cluster_prefix(&c)));
+            assert_eq!(cluster_of(a), cluster(&c));
             for b in &keys[i + 1..] {
                 assert_ne!(a, b);
             }

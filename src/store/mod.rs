@@ -85,7 +85,6 @@ struct Trees {
     associations: sled::Tree,
     index: sled::Tree,
     tokens: sled::Tree,
-    expiry: sled::Tree,
 }
 
 impl Trees {
@@ -96,7 +95,6 @@ impl Trees {
             associations: db.open_tree(keys::TREE_ASSOCIATIONS)?,
             index: db.open_tree(keys::TREE_ASSOCIATION_INDEX)?,
             tokens: db.open_tree(keys::TREE_TOKENS)?,
-            expiry: db.open_tree(keys::TREE_TOKEN_EXPIRY)?,
         })
     }
 }
@@ -124,7 +122,6 @@ struct Tx<'a> {
     associations: TxTree<'a>,
     index: TxTree<'a>,
     tokens: TxTree<'a>,
-    expiry: TxTree<'a>,
     writes: &'a Cell<u64>,
 }
 
@@ -609,8 +606,8 @@ fn transact<T, E>(
     // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
     let _writing = writers.read().unwrap_or_else(PoisonError::into_inner);
     let t = trees;
-    (&t.clusters, &t.associations, &t.index, &t.tokens, &t.expiry).transaction(
-        |(clusters, associations, index, tokens, expiry)| {
+    (&t.clusters, &t.associations, &t.index, &t.tokens).transaction(
+        |(clusters, associations, index, tokens)| {
             let writes = Cell::new(0);
             let tree = |tree| TxTree {
                 tree,
@@ -621,7 +618,6 @@ fn transact<T, E>(
                 associations: tree(associations),
                 index: tree(index),
                 tokens: tree(tokens),
-                expiry: tree(expiry),
                 writes: &writes,
             })
         },

@@ -4,9 +4,12 @@
 //! A body makes its checks before its first write: then a refused write
 //! leaves the transaction it shares with other writes untouched (`writer`).
 
+use std::ops::Bound;
+
 use super::keys::{self, TokenScope};
 use super::records::{
-    decode, encode, AssociationRecord, ClusterRecord, IndexRecord, SavedResponse, TokenRecord,
+    decode, encode, token_expires_at, AssociationRecord, ClusterRecord, IndexRecord, SavedResponse,
+    TokenRecord,
 };
 use super::{abort, Inner, Store, StoreError, Tx, TxResult};
 use crate::domain::{
@@ -158,8 +161,6 @@ impl Tx<'_> {
         response: SavedResponse,
         expires_at: Timestamp,
     ) -> TxResult<()> {
-        self.expiry
-            .insert(keys::token_expiry(expires_at, key), &[])?;
         let record = TokenRecord {
             fingerprint: fingerprint.to_vec(),
             expires_at,
@@ -318,8 +319,6 @@ impl Inner {
         };
         let associations = collect(&self.trees.associations)?;
         let index = collect(&self.trees.index)?;
-        // Their expiry entries are left to the sweep, which skips entries
-        // whose token is gone.
         let tokens = collect(&self.trees.tokens)?;
         self.transact(|tx| {
             for key in &associations {
@@ -628,38 +627,49 @@ impl Inner {
         Ok(())
     }
 
-    /// Removes tokens that expired before `now`, at most `batch` of them.
-    /// Returns how many expiry entries were processed.
-    fn sweep_expired_tokens(&self, now: Timestamp, batch: usize) -> Result<usize, StoreError> {
-        let end = keys::expiry_prefix(now);
-        let expired = self
+    /// Looks at up to `batch` tokens after `after` in key order (from the
+    /// first when `None`) and removes those that expired before `now`.
+    /// Returns how many it removed and the last key it looked at, `None`
+    /// once it reached the end of the tree.
+    ///
+    /// Each token's record holds its expiry, so the sweep reads every token;
+    /// an index by expiry time would cost every write with a token a third
+    /// key (`migrations/0003-tokens-swept-by-scan.md`).
+    fn sweep_expired_tokens(
+        &self,
+        now: Timestamp,
+        after: Option<&[u8]>,
+        batch: usize,
+    ) -> Result<(usize, Option<sled::IVec>), StoreError> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut last = None;
+        let mut expired = Vec::new();
+        for entry in self
             .trees
-            .expiry
-            .range(..&end[..])
-            .keys()
+            .tokens
+            .range::<&[u8], _>((from, Bound::Unbounded))
             .take(batch)
-            .collect::<Result<Vec<_>, _>>()?;
-        if expired.is_empty() {
-            return Ok(0);
+        {
+            let (key, bytes) = entry?;
+            if token_expires_at(&bytes)? <= now {
+                expired.push(key.clone());
+            }
+            last = Some(key);
         }
-        self.transact(|tx| {
-            for expiry_key in &expired {
-                tx.expiry.remove(&expiry_key[..])?;
-                let Some((expires_at, token_key)) = keys::split_token_expiry(expiry_key) else {
-                    continue;
-                };
-                // The token may have been removed with its resource, or reused
-                // after expiring (then it has a later expiry entry of its own).
-                if let Some(bytes) = tx.tokens.get(token_key)? {
-                    let token: TokenRecord = decode(&bytes).map_err(abort)?;
-                    if token.expires_at == expires_at {
-                        tx.tokens.remove(token_key)?;
+        if !expired.is_empty() {
+            self.transact(|tx| {
+                for key in &expired {
+                    // Checked again: the token may have been reused since.
+                    if let Some(bytes) = tx.tokens.get(key)? {
+                        if token_expires_at(&bytes).map_err(abort)? <= now {
+                            tx.tokens.remove(key)?;
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
-        Ok(expired.len())
+                Ok(())
+            })?;
+        }
+        Ok((expired.len(), last))
     }
 }
 
@@ -816,13 +826,21 @@ impl Store {
     /// Removes every token that expired before `now`, in batches. Not waited
     /// on for durability: a sweep lost in a crash is simply done again.
     pub fn sweep_expired_tokens(&self, now: Timestamp) -> Result<usize, StoreError> {
-        const BATCH: usize = 1_000;
+        self.sweep_in_batches(now, 1_000)
+    }
+
+    /// One pass over the tokens, `batch` keys at a time (one transaction each).
+    fn sweep_in_batches(&self, now: Timestamp, batch: usize) -> Result<usize, StoreError> {
         let mut total = 0;
+        let mut after = None;
         loop {
-            let swept = self.inner.sweep_expired_tokens(now, BATCH)?;
+            let (swept, last) = self
+                .inner
+                .sweep_expired_tokens(now, after.as_deref(), batch)?;
             total += swept;
-            if swept < BATCH {
-                return Ok(total);
+            match last {
+                Some(key) => after = Some(key),
+                None => return Ok(total),
             }
         }
     }
@@ -862,5 +880,82 @@ impl Store {
     /// How many tokens are held (walks the tree: for tests and tools, not the hot path).
     pub fn token_count(&self) -> usize {
         self.inner.trees.tokens.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AwsIdentity, RoleArn};
+
+    #[test]
+    fn a_sweep_walks_every_token_in_batches_and_removes_only_the_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::startup::store_settings(&crate::config::Config::default());
+        let store = Store::open(dir.path(), settings).unwrap();
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let cluster = ClusterName::parse("name", "c1").unwrap();
+        let record = |expires_at| {
+            encode(&TokenRecord {
+                fingerprint: b"{}".to_vec(),
+                expires_at,
+                response: SavedResponse::Cluster(ClusterRecord::new(Cluster::new(
+                    NewCluster {
+                        name: cluster.clone(),
+                        role_arn: RoleArn::parse_in_partition(
+                            "roleArn",
+                            "arn:aws:iam::123456789012:role/r",
+                            AwsIdentity::new("us-east-1", "123456789012").partition,
+                        )
+                        .unwrap(),
+                        version: "1.31".into(),
+                        tags: Tags::default(),
+                    },
+                    now,
+                    0,
+                ))),
+            })
+        };
+        // Ten tokens; every third one is still live (one expires at `now` exactly: gone).
+        let mut live = Vec::new();
+        for i in 0..10 {
+            let token = ClientRequestToken::parse(&format!("token-{i}")).unwrap();
+            let key = keys::token(&cluster, TokenScope::CreateCluster, &token);
+            let expires_at = if i % 3 == 0 {
+                live.push(key.clone());
+                now.plus_seconds(1)
+            } else {
+                Timestamp::from_millis(now.as_millis() - (i % 2))
+            };
+            store
+                .inner
+                .trees
+                .tokens
+                .insert(key, record(expires_at))
+                .unwrap();
+        }
+
+        // Batches of 3 keys: the pass must go on from where each one stopped.
+        assert_eq!(store.sweep_in_batches(now, 3).unwrap(), 6);
+        let left: Vec<_> = store
+            .inner
+            .trees
+            .tokens
+            .iter()
+            .keys()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            left,
+            live.iter()
+                .map(|k| sled::IVec::from(&k[..]))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            store.sweep_in_batches(now, 3).unwrap(),
+            0,
+            "nothing left to sweep"
+        );
+        store.close().unwrap();
     }
 }

@@ -35,21 +35,23 @@ pub fn encode<T: Record>(record: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
+    let body = body::<T>(bytes)?;
+    let (record, read) = bincode::serde::decode_from_slice(body, bincode_config())
+        .map_err(|e| StoreError::Corrupt(format!("{} record does not decode: {e}", T::WHAT)))?;
+    if read != body.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} record has {} trailing bytes",
+            T::WHAT,
+            body.len() - read
+        )));
+    }
+    Ok(record)
+}
+
+/// A stored `T` without its format byte, once that byte is checked.
+fn body<T: Record>(bytes: &[u8]) -> Result<&[u8], StoreError> {
     match bytes.split_first() {
-        Some((&format, body)) if format == T::FORMAT => {
-            let (record, read) = bincode::serde::decode_from_slice(body, bincode_config())
-                .map_err(|e| {
-                    StoreError::Corrupt(format!("{} record does not decode: {e}", T::WHAT))
-                })?;
-            if read != body.len() {
-                return Err(StoreError::Corrupt(format!(
-                    "{} record has {} trailing bytes",
-                    T::WHAT,
-                    body.len() - read
-                )));
-            }
-            Ok(record)
-        }
+        Some((&format, body)) if format == T::FORMAT => Ok(body),
         Some((format, _)) => Err(StoreError::Corrupt(format!(
             "{} record has format version {format}, but this schema stores version {}",
             T::WHAT,
@@ -57,6 +59,23 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
         ))),
         None => Err(StoreError::Corrupt(format!("{} record is empty", T::WHAT))),
     }
+}
+
+/// When a stored `TokenRecord` expires. The sweep reads it from every token,
+/// so it decodes only the fields before it, borrowing the fingerprint,
+/// rather than the whole record with its saved answer.
+pub fn token_expires_at(bytes: &[u8]) -> Result<Timestamp, StoreError> {
+    /// The leading fields of `TokenRecord`, in its order.
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        _fingerprint: &'a [u8],
+        expires_at: Timestamp,
+    }
+    let (head, _): (Head<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(body::<TokenRecord>(bytes)?, bincode_config())
+            .map_err(|e| StoreError::Corrupt(format!("token record does not decode: {e}")))?;
+    Ok(head.expires_at)
 }
 
 /// A cluster (format 2, schema 2).
@@ -397,6 +416,27 @@ mod tests {
         ));
         assert!(matches!(
             decode::<AssociationRecord>(&[]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn the_sweep_reads_a_tokens_expiry_without_decoding_its_answer() {
+        let record = TokenRecord {
+            fingerprint: b"{\"roleArn\":\"r\"}".to_vec(),
+            expires_at: Timestamp::from_millis(1_700_000_123_456),
+            response: SavedResponse::Association(association_v2()),
+        };
+        let bytes = encode(&record);
+        assert_eq!(token_expires_at(&bytes).unwrap(), record.expires_at);
+        let mut older_format = bytes.clone();
+        older_format[0] = 1;
+        assert!(matches!(
+            token_expires_at(&older_format),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            token_expires_at(&bytes[..3]),
             Err(StoreError::Corrupt(_))
         ));
     }

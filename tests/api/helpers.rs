@@ -746,7 +746,6 @@ pub struct StoredCounts {
     pub associations: usize,
     pub index: usize,
     pub tokens: usize,
-    pub token_expiry: usize,
 }
 
 /// Counts the records of the store in `data_dir` (no server may hold it).
@@ -759,7 +758,6 @@ pub fn stored_counts(data_dir: &Path) -> StoredCounts {
         associations: count(keys::TREE_ASSOCIATIONS),
         index: count(keys::TREE_ASSOCIATION_INDEX),
         tokens: count(keys::TREE_TOKENS),
-        token_expiry: count(keys::TREE_TOKEN_EXPIRY),
     }
 }
 

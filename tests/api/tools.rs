@@ -12,6 +12,7 @@ use pod_identity_store::domain::{
     AssociationId, ClusterName, Namespace, RoleArn, ServiceAccountName, Tags, Timestamp,
 };
 use pod_identity_store::store::keys;
+use pod_identity_store::store::migrate::LATEST;
 use pod_identity_store::store::records::{encode, AssociationRecord, IndexRecord};
 use serde_json::{json, Value};
 
@@ -183,18 +184,18 @@ fn check_reports_the_counts_of_a_clean_stopped_store_and_changes_nothing() {
     let exit = check(&app.data_dir);
     assert_success(&exit);
     for line in [
-        "schema version 2",
+        format!("schema version {LATEST}").as_str(),
         "clusters: 2",
         "associations: 3",
         "index entries: 3",
-        "tokens: 2 (expiry entries: 2)",
+        "tokens: 2 (0 expired, not swept yet)",
         "no problems found",
     ] {
         assert!(exit.stdout.contains(line), "{line:?} in {}", exit.stdout);
     }
     assert_eq!(entries(&app.data_dir), before, "check changed the store");
 
-    // The record bytes are every key and value of the six trees, counted here
+    // The record bytes are every key and value of the five trees, counted here
     // straight from sled.
     let reported: u64 = exit
         .stdout
@@ -210,7 +211,6 @@ fn check_reports_the_counts_of_a_clean_stopped_store_and_changes_nothing() {
         keys::TREE_ASSOCIATIONS,
         keys::TREE_ASSOCIATION_INDEX,
         keys::TREE_TOKENS,
-        keys::TREE_TOKEN_EXPIRY,
     ] {
         for entry in db.open_tree(tree).unwrap().iter() {
             let (key, value) = entry.unwrap();
@@ -247,6 +247,39 @@ fn check_names_an_association_that_lost_its_index_entry() {
         exit.stderr.contains("found 1 problem(s)"),
         "{}",
         exit.stderr
+    );
+}
+
+#[test]
+fn check_names_a_token_left_under_a_cluster_that_is_gone() {
+    let mut app = TestApp::spawn();
+    app.given_cluster("c1");
+    app.create_cluster_with(&json!({
+        "name": "c2",
+        "roleArn": role("eks-cluster-role"),
+        "resourcesVpcConfig": {},
+        "clientRequestToken": "create-c2",
+    }))
+    .ok();
+    app.stop();
+    {
+        // What a deletion that forgot the cluster's tokens would leave.
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
+        let clusters = db.open_tree(keys::TREE_CLUSTERS).unwrap();
+        assert!(clusters.remove(b"c2").unwrap().is_some());
+        db.flush().unwrap();
+    }
+
+    let exit = check(&app.data_dir);
+    assert!(!exit.status.success(), "{}", exit.stdout);
+    assert!(
+        exit.stdout.contains("tokens: 1 (0 expired, not swept yet)"),
+        "{}",
+        exit.stdout
+    );
+    assert_eq!(
+        problems(&exit),
+        ["token c2/cluster.create/create-c2 belongs to cluster 'c2', which does not exist"]
     );
 }
 
@@ -396,7 +429,7 @@ fn an_export_imported_into_a_new_store_serves_every_cluster_and_association_iden
         .collect();
     assert_eq!(lines[0]["format"], "pod-identity-store-export");
     assert_eq!(lines[0]["version"], 1);
-    assert_eq!(lines[0]["schema"], 2);
+    assert_eq!(lines[0]["schema"], LATEST);
     assert_eq!(
         lines.last().unwrap(),
         &json!({"type": "end", "clusters": 2, "associations": 3})

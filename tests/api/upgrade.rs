@@ -60,6 +60,14 @@ pub fn schema_version(data_dir: &Path) -> u32 {
     u32::from_be_bytes(bytes.as_ref().try_into().unwrap())
 }
 
+fn tree_names(data_dir: &Path) -> Vec<String> {
+    let db = crate::helpers::open_store_directly(data_dir).unwrap();
+    db.tree_names()
+        .iter()
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect()
+}
+
 struct Upgrade {
     dir: tempfile::TempDir,
 }
@@ -175,6 +183,10 @@ fn a_schema_1_store_is_migrated_once_and_served_with_the_new_members_at_their_de
     // A second start runs no step.
     drop(server);
     assert_eq!(schema_version(&up.data_dir()), LATEST);
+    assert!(
+        !tree_names(&up.data_dir()).contains(&keys::TREE_TOKEN_EXPIRY.to_owned()),
+        "schema 3 drops the token_expiry tree"
+    );
     let (_server, app) = up.start(NO_SWEEP);
     assert_eq!(up.migrations_logged(), 1, "the migration ran again");
     assert_eq!(
@@ -189,7 +201,7 @@ fn a_schema_1_store_is_migrated_once_and_served_with_the_new_members_at_their_de
     let exit = run_to_exit(command(&dry_run, &[]));
     assert!(exit.status.success(), "{}", exit.stderr);
     assert!(
-        exit.stdout.contains("schema version 2") && exit.stdout.contains("no pending migrations"),
+        exit.stdout.contains("schema version 3") && exit.stdout.contains("no pending migrations"),
         "{}",
         exit.stdout
     );
@@ -413,21 +425,17 @@ fn a_crash_in_the_middle_of_the_migration_leaves_a_store_the_next_start_migrates
 }
 
 /// Moves the frozen tokens' expiry (24 hours after they were written) to an
-/// hour from now, so that they are live whenever the test runs.
+/// hour from now, so that they are live whenever the test runs. Their
+/// schema-1 expiry entries are left as they are: schema 3 drops that tree.
 fn renew_fixture_tokens(data_dir: &Path) {
     let db = crate::helpers::open_store_directly(data_dir).unwrap();
     let tokens = db.open_tree(keys::TREE_TOKENS).unwrap();
-    let expiry = db.open_tree(keys::TREE_TOKEN_EXPIRY).unwrap();
     let later = Timestamp::now().plus_seconds(3_600);
     for entry in tokens.iter() {
         let (key, bytes) = entry.unwrap();
         let mut token: v1::TokenRecord = records::decode(&bytes).unwrap();
-        expiry
-            .remove(keys::token_expiry(token.expires_at, &key))
-            .unwrap();
         token.expires_at = later;
         tokens.insert(&key, encode(&token)).unwrap();
-        expiry.insert(keys::token_expiry(later, &key), &[]).unwrap();
     }
     db.flush().unwrap();
 }
@@ -482,4 +490,23 @@ fn client_request_tokens_saved_before_the_upgrade_still_replay_their_first_answe
         )
         .error(400, "InvalidParameterException");
     assert!(refused.contains("fixture-create-1"), "{refused}");
+}
+
+#[test]
+fn a_token_expiry_tree_left_by_a_crash_after_step_3_is_dropped_at_the_next_start() {
+    let up = Upgrade::new();
+    drop(up.start(NO_SWEEP));
+    {
+        // Step 3 wrote its version; the crash came before it dropped the tree.
+        let db = crate::helpers::open_store_directly(&up.data_dir()).unwrap();
+        let expiry = db.open_tree(keys::TREE_TOKEN_EXPIRY).unwrap();
+        expiry.insert(b"left over", &[]).unwrap();
+        db.flush().unwrap();
+    }
+    assert!(tree_names(&up.data_dir()).contains(&keys::TREE_TOKEN_EXPIRY.to_owned()));
+    let (server, app) = up.start(NO_SWEEP);
+    app.given_cluster("c1");
+    drop(server);
+    assert!(!tree_names(&up.data_dir()).contains(&keys::TREE_TOKEN_EXPIRY.to_owned()));
+    assert_eq!(schema_version(&up.data_dir()), LATEST);
 }

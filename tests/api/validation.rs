@@ -158,7 +158,6 @@ impl Fixture {
                 associations: 1,
                 index: 1,
                 tokens: 0,
-                token_expiry: 0,
             },
             "a refused request left records or tokens in the store"
         );

@@ -25,7 +25,6 @@ pub struct Changes {
     pub associations: Batch,
     pub index: Batch,
     pub tokens: Batch,
-    pub expiry: Batch,
 }
 
 /// One schema step: from `version - 1` to `version`.
@@ -53,7 +52,18 @@ pub const STEPS: &[Step] = &[
                   count each cluster's associations, and link each association to its create token",
         plan: schema_2,
     },
+    Step {
+        version: 3,
+        name: "0003-tokens-swept-by-scan",
+        summary: "drop the token_expiry tree: the sweep reads each token's expiry from its record",
+        // The tree goes after the step (`drop_retired_trees`): a transaction cannot drop one.
+        plan: |_| Ok(Changes::default()),
+    },
 ];
+
+/// Trees that a step made useless, each with the version from which the
+/// store no longer has it.
+const RETIRED_TREES: &[(u32, &str)] = &[(3, keys::TREE_TOKEN_EXPIRY)];
 
 /// Schema 1 → 2: every record moves to format 2 (`records::v1` has the
 /// frozen format 1 and the conversions).
@@ -163,14 +173,12 @@ pub(super) fn run_pending(db: &sled::Db, trees: &Trees, dir: &Path) -> Result<()
             &trees.associations,
             &trees.index,
             &trees.tokens,
-            &trees.expiry,
         )
-            .transaction(|(meta, clusters, associations, index, tokens, expiry)| {
+            .transaction(|(meta, clusters, associations, index, tokens)| {
                 clusters.apply_batch(&changes.clusters)?;
                 associations.apply_batch(&changes.associations)?;
                 index.apply_batch(&changes.index)?;
                 tokens.apply_batch(&changes.tokens)?;
-                expiry.apply_batch(&changes.expiry)?;
                 meta.insert(META_SCHEMA_VERSION, &version)?;
                 meta.insert(META_WRITTEN_BY, written_by)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
@@ -179,6 +187,24 @@ pub(super) fn run_pending(db: &sled::Db, trees: &Trees, dir: &Path) -> Result<()
                 sled::transaction::TransactionError::Abort(e) => e,
                 sled::transaction::TransactionError::Storage(e) => StoreError::Engine(e),
             })?;
+        super::sync_now(db, dir)?;
+    }
+    drop_retired_trees(db, read_version(trees, dir)?, dir)
+}
+
+/// Drops the trees that the store's schema no longer has. Run after every
+/// migration, so that a tree left by a crash between a step and its drop
+/// goes at the next start.
+fn drop_retired_trees(db: &sled::Db, version: u32, dir: &Path) -> Result<(), StoreError> {
+    let names = db.tree_names();
+    let mut dropped = false;
+    for &(since, tree) in RETIRED_TREES {
+        if version >= since && names.iter().any(|name| name == tree.as_bytes()) {
+            log::info!("dropping the '{tree}' tree, which schema {since} no longer has");
+            dropped |= db.drop_tree(tree)?;
+        }
+    }
+    if dropped {
         super::sync_now(db, dir)?;
     }
     Ok(())
