@@ -52,7 +52,7 @@ struct Cli {
     )]
     data_dir: Option<PathBuf>,
 
-    /// Bytes of the store's page cache [default: 268435456, 256 MiB].
+    /// Bytes of the store's page cache [default: 1073741824, 1 GiB].
     #[arg(
         long,
         global = true,
