@@ -17,6 +17,7 @@ mod router;
 mod tags;
 mod wire;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::error::PayloadError;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub identity: AwsIdentity,
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
+    request_ids: RequestIds,
 }
 
 impl AppState {
@@ -48,8 +50,47 @@ impl AppState {
             identity,
             page_tokens,
             metrics: Metrics::default(),
+            request_ids: RequestIds::new(),
         }
     }
+}
+
+/// The `x-amzn-requestid` of each answer: a version-4 UUID, as AWS sends.
+///
+/// `Uuid::new_v4` asks the kernel for random bytes (`getrandom`) every time,
+/// a system call per request. These come from one random starting point
+/// instead: the n-th ID is that point XOR two different 64-bit mixes of n,
+/// with the UUID's version and variant bits then set. Each mix is a
+/// bijection that scatters every bit of n, so the IDs look as random as
+/// AWS's and repeat no more often than random UUIDs do. They need not be
+/// unpredictable, only unique.
+struct RequestIds {
+    base: u128,
+    issued: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds {
+            base: uuid::Uuid::new_v4().as_u128(),
+            issued: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> uuid::Uuid {
+        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (u128::from(splitmix64(n ^ 0x5555_5555_5555_5555)) << 64) | u128::from(splitmix64(n));
+        uuid::Builder::from_random_bytes((self.base ^ mixed).to_be_bytes()).into_uuid()
+    }
+}
+
+/// splitmix64's finalizer: a bijection of `u64` that scatters every bit.
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Registers the API on an actix `App`.
@@ -104,7 +145,12 @@ async fn dispatch(
     let is_tag_api = req.uri().path().starts_with("/tags/");
     let mut response =
         result.unwrap_or_else(|e| if is_tag_api { e.for_tag_api() } else { e }.to_response());
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut id_text = uuid::Uuid::encode_buffer();
+    let request_id = &*state
+        .request_ids
+        .next()
+        .hyphenated()
+        .encode_lower(&mut id_text);
     if let Ok(value) = request_id.parse() {
         response.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-amzn-requestid"),
@@ -187,5 +233,24 @@ async fn handle(
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,
         Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
         Endpoint::Export => export::export(state).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let ids = RequestIds::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100_000 {
+            let id = ids.next();
+            assert_eq!(id.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert!(seen.insert(id), "{id} issued twice");
+        }
+        // Two servers start from different points.
+        assert_ne!(RequestIds::new().next(), RequestIds::new().next());
     }
 }
