@@ -13,14 +13,18 @@
 //!    the data dir for the bytes its files take on disk;
 //! 3. starts the release server and times it until it has printed its
 //!    `listening on` line and `/readyz` answers 200;
-//! 4. reads its resident memory (VmRSS) once it is idle, lists every
+//! 4. reads its resident memory (VmRSS) once it is idle and lists every
 //!    association once (a warm-up, so that sled's cache, which fills
 //!    lazily, holds what fits of the store, as in a server that has run for
-//!    a while; `SCALE_WARMUP=0` skips it), then measures
-//!    Describe (random associations across every cluster), Update (a fresh
-//!    `clientRequestToken` and a roleArn different from the current one, so
-//!    every update writes) and List (pages of 100 through one cluster at a
-//!    time) at each concurrency, sampling the resident memory throughout.
+//!    a while; `SCALE_WARMUP=0` skips it).
+//!
+//! With both servers up, it then measures Describe (random associations
+//! across every cluster), Update (a fresh `clientRequestToken` and a roleArn
+//! different from the current one, so every update writes) and List (pages
+//! of 100 through one cluster at a time) at each concurrency, the two stores
+//! taking turns, so that the shared cores' drift over minutes stays out of
+//! the large ÷ small ratios; it samples each server's resident memory
+//! throughout.
 //!
 //! Settings through the environment: `SCALE_ASSOCIATIONS` (1000000),
 //! `SCALE_CLUSTERS` (1000), `SCALE_SMALL` (associations of the small store's
@@ -490,7 +494,17 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn run_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> StoreResult {
+/// A store seeded, checked and served, ready to be measured.
+struct Prepared {
+    server: Server,
+    target: Arc<Target>,
+    data: PathBuf,
+    /// Everything but the measurements and the memory after them.
+    result: StoreResult,
+}
+
+/// Seeds the store of `shape`, checks it, starts its server and warms it up.
+fn prepare_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> Prepared {
     let export = dir.join(format!("{}.ndjson", shape.label));
     let data = dir.join(format!("{}-data", shape.label));
     // The export and the server need the per-cluster quota to fit the shape.
@@ -595,52 +609,80 @@ fn run_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> StoreResult
         );
         seconds
     });
-    let mut measurements = Vec::new();
+    Prepared {
+        server,
+        target,
+        data,
+        result: StoreResult {
+            label: shape.label,
+            clusters: shape.clusters,
+            associations: shape.associations,
+            export_bytes,
+            generate_s,
+            import_s,
+            import_peak_rss,
+            check_s,
+            record_bytes,
+            dir_apparent,
+            dir_allocated,
+            files,
+            listening_s,
+            ready_s,
+            idle_rss,
+            warmup_s,
+            peak_rss: 0,
+            after_rss: 0,
+            measurements: Vec::new(),
+        },
+    }
+}
+
+/// Measures every operation at every concurrency on each store, the stores
+/// taking turns (small, large, small, large, ...): the shared cores' speed
+/// drifts over minutes, and back-to-back turns keep that drift out of the
+/// large ÷ small ratios.
+fn measure_in_turns(stores: &mut [&mut Prepared], settings: &Settings) {
     for op in [Op::Describe, Op::Update, Op::List] {
         for &clients in &settings.concurrencies {
-            let m = measure(op, clients, &target, pid, settings.seconds);
-            println!(
-                "  {} at concurrency {}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, peak resident {:.1} MiB, server CPU {:.1} µs per request",
-                m.op.name(),
-                m.concurrency,
-                m.rps,
-                m.latency.p50_ms,
-                m.latency.p99_ms,
-                m.latency.errors,
-                mib(m.peak_rss),
-                m.server_cpu_us
-            );
-            for e in &m.latency.first_errors {
-                println!("    error: {e}");
+            for store in stores.iter_mut() {
+                let pid = store.server.child.id();
+                let m = measure(op, clients, &store.target, pid, settings.seconds);
+                println!(
+                    "  {}: {} at concurrency {}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, peak resident {:.1} MiB, server CPU {:.1} µs per request",
+                    store.result.label,
+                    m.op.name(),
+                    m.concurrency,
+                    m.rps,
+                    m.latency.p50_ms,
+                    m.latency.p99_ms,
+                    m.latency.errors,
+                    mib(m.peak_rss),
+                    m.server_cpu_us
+                );
+                for e in &m.latency.first_errors {
+                    println!("    error: {e}");
+                }
+                store.result.measurements.push(m);
             }
-            measurements.push(m);
         }
     }
-    std::thread::sleep(Duration::from_secs(2));
-    let (after_rss, peak_rss) = memory(pid);
+}
+
+/// Reads the server's memory after the measurements, stops it and removes
+/// the store.
+fn finish_store(store: Prepared) -> StoreResult {
+    let Prepared {
+        server,
+        data,
+        mut result,
+        ..
+    } = store;
+    let (after_rss, peak_rss) = memory(server.child.id());
+    result.after_rss = after_rss;
+    result.peak_rss = peak_rss;
     drop(server);
     std::fs::remove_dir_all(&data).unwrap();
-    StoreResult {
-        label: shape.label,
-        clusters: shape.clusters,
-        associations: shape.associations,
-        export_bytes,
-        generate_s,
-        import_s,
-        import_peak_rss,
-        check_s,
-        record_bytes,
-        dir_apparent,
-        dir_allocated,
-        files,
-        listening_s,
-        ready_s,
-        idle_rss,
-        warmup_s,
-        peak_rss,
-        after_rss,
-        measurements,
-    }
+    result
 }
 
 fn print_tables(small: &StoreResult, large: &StoreResult) {
@@ -803,7 +845,7 @@ fn main() {
         dir.path().display()
     );
 
-    let small = run_store(
+    let mut small = prepare_store(
         &StoreShape {
             label: "small",
             clusters: 1,
@@ -812,7 +854,7 @@ fn main() {
         dir.path(),
         &settings,
     );
-    let large = run_store(
+    let mut large = prepare_store(
         &StoreShape {
             label: "large",
             clusters,
@@ -821,6 +863,11 @@ fn main() {
         dir.path(),
         &settings,
     );
+    println!("measuring both stores in turns");
+    measure_in_turns(&mut [&mut small, &mut large], &settings);
+    // Both idle a moment before their memory is read.
+    std::thread::sleep(Duration::from_secs(2));
+    let (small, large) = (finish_store(small), finish_store(large));
     print_tables(&small, &large);
 
     let errors: u64 = [&small, &large]
