@@ -22,7 +22,7 @@
 //! across every cluster), Update (a fresh `clientRequestToken` and a roleArn
 //! different from the current one, so every update writes) and List (pages
 //! of 100 through one cluster at a time) at each concurrency, the two stores
-//! taking turns, so that the shared cores' drift over minutes stays out of
+//! taking turns (and turns at going first), so that the shared cores' drift over minutes stays out of
 //! the large ÷ small ratios; it samples each server's resident memory
 //! throughout.
 //!
@@ -638,12 +638,17 @@ fn prepare_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> Prepare
 }
 
 /// Measures every operation at every concurrency on each store, the stores
-/// taking turns (small, large, small, large, ...): the shared cores' speed
-/// drifts over minutes, and back-to-back turns keep that drift out of the
-/// large ÷ small ratios.
+/// taking turns and changing who goes first (small then large, large then
+/// small, ...): the shared cores' speed drifts over minutes, and
+/// back-to-back turns keep that drift out of the large ÷ small ratios.
 fn measure_in_turns(stores: &mut [&mut Prepared], settings: &Settings) {
+    let mut turn = 0;
     for op in [Op::Describe, Op::Update, Op::List] {
         for &clients in &settings.concurrencies {
+            turn += 1;
+            if turn > 1 {
+                stores.reverse();
+            }
             for store in stores.iter_mut() {
                 let pid = store.server.child.id();
                 let m = measure(op, clients, &store.target, pid, settings.seconds);

@@ -52,8 +52,8 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     /// Directory of the sled store; created when missing.
     pub data_dir: PathBuf,
-    /// Bytes of sled's page cache. sled's own default (1 GiB) lets a large
-    /// store's resident memory grow far past what the data needs.
+    /// Bytes of sled's page cache (`DEFAULT_CACHE_CAPACITY_BYTES`). It fills
+    /// only as pages are read; lower it to cap the memory of a large store.
     pub cache_capacity_bytes: u64,
     /// Whether a store this server creates compresses sled's pages (zstd).
     /// Its data dir is then about a third of the size, and its writes cost
@@ -65,13 +65,14 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// The default page cache: 1 GiB, sled's own default. At 1,000,000
     /// associations a smaller cache kept evicting nodes that the next random
-    /// lookup paged in again from the data file (about 20 µs of CPU each):
-    /// Describe ran at 0.69–0.78× of a small store's rate with 256 MiB,
-    /// 0.90–0.99× with 512 MiB and 1.01–1.09× with 1 GiB, while the peak
-    /// resident memory under load stayed at 470–480 MiB in all three. sled
-    /// fills its cache only as it reads, so the idle server at start holds
-    /// no more than with a smaller one (`cargo bench --bench scale`; README,
-    /// "Scale benchmark").
+    /// lookup paged in again from the data file (about 20 µs of CPU each).
+    /// In one scale run per size (2026-11-29, the two stores measured one
+    /// after the other), Describe on a million associations ran at 0.69–0.78×
+    /// of a small store's rate with 256 MiB, 0.90–0.99× with 512 MiB and
+    /// 1.01–1.09× with 1 GiB, and the peak resident memory under load was
+    /// 468–480 MiB in all three. sled fills its cache only as it reads, so
+    /// the idle server at start holds no more than with a smaller one
+    /// (`cargo bench --bench scale`; README, "Scale benchmark").
     pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 1024 * 1024 * 1024;
     /// Below this sled would spend its time evicting and re-reading pages.
     pub const MIN_CACHE_CAPACITY_BYTES: u64 = 1024 * 1024;

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::domain::{
     AwsIdentity, ClusterName, NewCluster, RoleArn, Tags, Timestamp, DEFAULT_KUBERNETES_VERSION,
 };
-use crate::store::{Store, StoreError, StoreSettings};
+use crate::store::{Store, StoreError, StoreSettings, SweepCursor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -254,8 +254,11 @@ impl Sweeper {
     fn start(store: Store, every: Duration) -> Sweeper {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
+            // Each tick reads tokens for at most a quarter of the interval,
+            // going on from where the last one stopped.
+            let mut cursor = SweepCursor::default();
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                match store.sweep_expired_tokens(Timestamp::now()) {
+                match store.sweep_expired_tokens(Timestamp::now(), &mut cursor, every / 4) {
                     Ok(0) => {}
                     Ok(n) => log::debug!("swept {n} expired client request tokens"),
                     Err(e) => log::warn!("sweeping expired client request tokens failed: {e}"),

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::error::PayloadError;
+use actix_web::http::header::HeaderValue;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -59,15 +60,19 @@ impl AppState {
 ///
 /// `Uuid::new_v4` asks the kernel for random bytes (`getrandom`) every time,
 /// a system call per request. These come from one random starting point
-/// instead: the n-th ID is that point XOR two different 64-bit mixes of n,
-/// with the UUID's version and variant bits then set. Each mix is a
-/// bijection that scatters every bit of n, so the IDs look as random as
-/// AWS's and repeat no more often than random UUIDs do. They need not be
-/// unpredictable, only unique.
+/// instead: the n-th ID is that point XOR two different 64-bit mixes of n
+/// (each a bijection that scatters every bit of n), with the UUID's version
+/// and variant bits then set. So they look as random as AWS's, and two IDs
+/// of one server agree only if two mixes agree in 122 bits: no more likely
+/// than for random UUIDs. They are unique, not secret: XOR-ing two IDs
+/// cancels the starting point, so a client could work out the counter.
 struct RequestIds {
     base: u128,
     issued: AtomicU64,
 }
+
+/// Makes the upper half's mix of n differ from the lower half's.
+const UPPER_HALF_SALT: u64 = 0x5555_5555_5555_5555;
 
 impl RequestIds {
     fn new() -> Self {
@@ -79,9 +84,10 @@ impl RequestIds {
 
     fn next(&self) -> uuid::Uuid {
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
-        let mixed =
-            (u128::from(splitmix64(n ^ 0x5555_5555_5555_5555)) << 64) | u128::from(splitmix64(n));
-        uuid::Builder::from_random_bytes((self.base ^ mixed).to_be_bytes()).into_uuid()
+        let upper = u128::from(splitmix64(n ^ UPPER_HALF_SALT));
+        let lower = u128::from(splitmix64(n));
+        let bits = self.base ^ (upper << 64 | lower);
+        uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid()
     }
 }
 
@@ -145,18 +151,13 @@ async fn dispatch(
     let is_tag_api = req.uri().path().starts_with("/tags/");
     let mut response =
         result.unwrap_or_else(|e| if is_tag_api { e.for_tag_api() } else { e }.to_response());
-    let mut id_text = uuid::Uuid::encode_buffer();
-    let request_id = &*state
-        .request_ids
-        .next()
-        .hyphenated()
-        .encode_lower(&mut id_text);
-    if let Ok(value) = request_id.parse() {
-        response.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("x-amzn-requestid"),
-            value,
-        );
-    }
+    let request_id = state.request_ids.next();
+    let mut text = uuid::Uuid::encode_buffer();
+    let request_id: &str = request_id.hyphenated().encode_lower(&mut text);
+    response.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-amzn-requestid"),
+        HeaderValue::from_str(request_id).expect("a UUID is a valid header value"),
+    );
     let status = response.status();
     state
         .metrics

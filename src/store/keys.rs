@@ -92,7 +92,10 @@ pub fn split_association_index(key: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
 /// The cluster a key of the associations, index or token tree belongs to:
 /// its first part, which is that cluster's key in the `clusters` tree.
 pub fn cluster_of(key: &[u8]) -> &[u8] {
-    key.split(|b| *b == SEP).next().unwrap_or_default()
+    match key.iter().position(|b| *b == SEP) {
+        Some(end) => &key[..end],
+        None => key,
+    }
 }
 
 /// A key for a person to read: its parts joined by `/`, bytes that are not

@@ -52,7 +52,7 @@ impl Health {
     }
 }
 pub use error::StoreError;
-pub use ops::{AssociationFilter, ListPage, StoreStats};
+pub use ops::{AssociationFilter, ListPage, StoreStats, SweepCursor};
 
 use crate::domain::{AwsIdentity, ClusterStatus};
 use commit::GroupCommit;

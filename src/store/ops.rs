@@ -5,6 +5,7 @@
 //! leaves the transaction it shares with other writes untouched (`writer`).
 
 use std::ops::Bound;
+use std::time::{Duration, Instant};
 
 use super::keys::{self, TokenScope};
 use super::records::{
@@ -17,6 +18,11 @@ use crate::domain::{
     ClusterStatus, DomainError, Namespace, NewAssociation, NewCluster, ServiceAccountName,
     TaggableResource, Tags, Timestamp,
 };
+
+/// Where the token sweep stopped: the last token key it read, `None` to
+/// start from the first (`Store::sweep_expired_tokens`).
+#[derive(Debug, Default)]
+pub struct SweepCursor(Option<sled::IVec>);
 
 /// One page of a listing and whether more follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -627,49 +633,62 @@ impl Inner {
         Ok(())
     }
 
-    /// Looks at up to `batch` tokens after `after` in key order (from the
-    /// first when `None`) and removes those that expired before `now`.
-    /// Returns how many it removed and the last key it looked at, `None`
-    /// once it reached the end of the tree.
+    /// Reads up to `batch` tokens after `after` in key order (from the first
+    /// when `None`). Returns the keys of those expired by `now` and the last
+    /// key read, or `None` when the tree ended before `batch` tokens.
     ///
     /// Each token's record holds its expiry, so the sweep reads every token;
     /// an index by expiry time would cost every write with a token a third
     /// key (`migrations/0003-tokens-swept-by-scan.md`).
-    fn sweep_expired_tokens(
+    fn expired_tokens(
         &self,
         now: Timestamp,
         after: Option<&[u8]>,
         batch: usize,
-    ) -> Result<(usize, Option<sled::IVec>), StoreError> {
+    ) -> Result<(Vec<sled::IVec>, Option<sled::IVec>), StoreError> {
+        // The keys after `after`, or all of them.
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut last = None;
-        let mut expired = Vec::new();
-        for entry in self
+        let tokens = self
             .trees
             .tokens
-            .range::<&[u8], _>((from, Bound::Unbounded))
-            .take(batch)
-        {
+            .range::<&[u8], _>((from, Bound::Unbounded));
+        let (mut last, mut read) = (None, 0);
+        let mut expired = Vec::new();
+        for entry in tokens.take(batch) {
+            read += 1;
             let (key, bytes) = entry?;
-            if token_expires_at(&bytes)? <= now {
-                expired.push(key.clone());
+            match token_expires_at(&bytes) {
+                Ok(expires_at) if expires_at <= now => expired.push(key.clone()),
+                Ok(_) => {}
+                // `check` reports it; the sweep goes on past it.
+                Err(e) => log::warn!("the token sweep skips token {}: {e}", keys::shown(&key)),
             }
             last = Some(key);
         }
-        if !expired.is_empty() {
-            self.transact(|tx| {
-                for key in &expired {
-                    // Checked again: the token may have been reused since.
-                    if let Some(bytes) = tx.tokens.get(key)? {
-                        if token_expires_at(&bytes).map_err(abort)? <= now {
-                            tx.tokens.remove(key)?;
-                        }
-                    }
+        Ok((expired, if read < batch { None } else { last }))
+    }
+
+    /// Removes those of `keys` whose token is expired by `now`, checking each
+    /// again: one may have been reused since it was read. Returns how many
+    /// it removed.
+    fn remove_expired_tokens(
+        &self,
+        now: Timestamp,
+        keys: &[sled::IVec],
+    ) -> Result<usize, StoreError> {
+        self.transact(|tx| {
+            let mut removed = 0;
+            for key in keys {
+                let Some(bytes) = tx.tokens.get(key)? else {
+                    continue;
+                };
+                if matches!(token_expires_at(&bytes), Ok(expires_at) if expires_at <= now) {
+                    tx.tokens.remove(key)?;
+                    removed += 1;
                 }
-                Ok(())
-            })?;
-        }
-        Ok((expired.len(), last))
+            }
+            Ok(removed)
+        })
     }
 }
 
@@ -823,24 +842,41 @@ impl Store {
             .await
     }
 
-    /// Removes every token that expired before `now`, in batches. Not waited
-    /// on for durability: a sweep lost in a crash is simply done again.
-    pub fn sweep_expired_tokens(&self, now: Timestamp) -> Result<usize, StoreError> {
-        self.sweep_in_batches(now, 1_000)
+    /// Removes the tokens expired by `now`, going on from `cursor` through
+    /// the token tree a batch at a time, for about `budget` at most; the
+    /// next call goes on from where this one stopped, and after the last
+    /// token starts over. Returns how many it removed. Not waited on for
+    /// durability: a sweep lost in a crash is simply done again.
+    ///
+    /// The budget bounds the work of one call however many tokens are held
+    /// (a day of writes at a steady rate can be millions); a token past its
+    /// expiry is free again whether or not it was removed yet (`Tx::replay`).
+    pub fn sweep_expired_tokens(
+        &self,
+        now: Timestamp,
+        cursor: &mut SweepCursor,
+        budget: Duration,
+    ) -> Result<usize, StoreError> {
+        self.sweep_in_batches(now, cursor, budget, 1_000)
     }
 
-    /// One pass over the tokens, `batch` keys at a time (one transaction each).
-    fn sweep_in_batches(&self, now: Timestamp, batch: usize) -> Result<usize, StoreError> {
-        let mut total = 0;
-        let mut after = None;
+    fn sweep_in_batches(
+        &self,
+        now: Timestamp,
+        cursor: &mut SweepCursor,
+        budget: Duration,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let started = Instant::now();
+        let mut removed = 0;
         loop {
-            let (swept, last) = self
-                .inner
-                .sweep_expired_tokens(now, after.as_deref(), batch)?;
-            total += swept;
-            match last {
-                Some(key) => after = Some(key),
-                None => return Ok(total),
+            let (expired, last) = self.inner.expired_tokens(now, cursor.0.as_deref(), batch)?;
+            if !expired.is_empty() {
+                removed += self.inner.remove_expired_tokens(now, &expired)?;
+            }
+            cursor.0 = last;
+            if cursor.0.is_none() || started.elapsed() >= budget {
+                return Ok(removed);
             }
         }
     }
@@ -888,74 +924,121 @@ mod tests {
     use super::*;
     use crate::domain::{AwsIdentity, RoleArn};
 
-    #[test]
-    fn a_sweep_walks_every_token_in_batches_and_removes_only_the_expired() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A store holding ten tokens of cluster `c1`: every third one (0, 3, 6,
+    /// 9) still live at `NOW`, the others expired (one of them at `NOW`
+    /// exactly). Returns the store and the live tokens' keys.
+    fn store_with_tokens(dir: &std::path::Path) -> (Store, Vec<Vec<u8>>) {
         let settings = crate::startup::store_settings(&crate::config::Config::default());
-        let store = Store::open(dir.path(), settings).unwrap();
-        let now = Timestamp::from_millis(1_800_000_000_000);
-        let cluster = ClusterName::parse("name", "c1").unwrap();
-        let record = |expires_at| {
-            encode(&TokenRecord {
-                fingerprint: b"{}".to_vec(),
-                expires_at,
-                response: SavedResponse::Cluster(ClusterRecord::new(Cluster::new(
-                    NewCluster {
-                        name: cluster.clone(),
-                        role_arn: RoleArn::parse_in_partition(
-                            "roleArn",
-                            "arn:aws:iam::123456789012:role/r",
-                            AwsIdentity::new("us-east-1", "123456789012").partition,
-                        )
-                        .unwrap(),
-                        version: "1.31".into(),
-                        tags: Tags::default(),
-                    },
-                    now,
-                    0,
-                ))),
-            })
-        };
-        // Ten tokens; every third one is still live (one expires at `now` exactly: gone).
+        let store = Store::open(dir, settings).unwrap();
         let mut live = Vec::new();
         for i in 0..10 {
-            let token = ClientRequestToken::parse(&format!("token-{i}")).unwrap();
-            let key = keys::token(&cluster, TokenScope::CreateCluster, &token);
+            let key = token_key(i);
             let expires_at = if i % 3 == 0 {
                 live.push(key.clone());
-                now.plus_seconds(1)
+                NOW.plus_seconds(1)
             } else {
-                Timestamp::from_millis(now.as_millis() - (i % 2))
+                Timestamp::from_millis(NOW.as_millis() - (i % 2) as i64)
             };
             store
                 .inner
                 .trees
                 .tokens
-                .insert(key, record(expires_at))
+                .insert(key, token(expires_at))
                 .unwrap();
         }
+        (store, live)
+    }
 
-        // Batches of 3 keys: the pass must go on from where each one stopped.
-        assert_eq!(store.sweep_in_batches(now, 3).unwrap(), 6);
-        let left: Vec<_> = store
+    const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+    fn token_key(i: usize) -> Vec<u8> {
+        let cluster = ClusterName::parse("name", "c1").unwrap();
+        let token = ClientRequestToken::parse(&format!("token-{i}")).unwrap();
+        keys::token(&cluster, TokenScope::CreateCluster, &token)
+    }
+
+    fn token(expires_at: Timestamp) -> Vec<u8> {
+        let cluster = ClusterName::parse("name", "c1").unwrap();
+        let request = NewCluster {
+            name: cluster,
+            role_arn: RoleArn::parse_in_partition(
+                "roleArn",
+                "arn:aws:iam::123456789012:role/r",
+                AwsIdentity::new("us-east-1", "123456789012").partition,
+            )
+            .unwrap(),
+            version: "1.31".into(),
+            tags: Tags::default(),
+        };
+        encode(&TokenRecord {
+            fingerprint: b"{}".to_vec(),
+            expires_at,
+            response: SavedResponse::Cluster(ClusterRecord::new(Cluster::new(request, NOW, 0))),
+        })
+    }
+
+    fn keys_left(store: &Store) -> Vec<sled::IVec> {
+        store
             .inner
             .trees
             .tokens
             .iter()
             .keys()
             .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_sweep_goes_on_from_its_cursor_and_removes_only_the_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, live) = store_with_tokens(dir.path());
+
+        // No time budget: each call reads one batch of 3 keys, and the next
+        // goes on from there; the fourth reaches the end and starts over.
+        let mut cursor = SweepCursor::default();
+        let removed: Vec<usize> = (0..4)
+            .map(|_| {
+                store
+                    .sweep_in_batches(NOW, &mut cursor, Duration::ZERO, 3)
+                    .unwrap()
+            })
             .collect();
+        assert_eq!(removed, [2, 2, 2, 0]);
+        assert!(cursor.0.is_none(), "the pass ended, the next starts over");
+        let live: Vec<sled::IVec> = live.iter().map(|k| k[..].into()).collect();
+        assert_eq!(keys_left(&store), live);
+
+        // With time to spare, one call is a whole pass.
+        let mut cursor = SweepCursor::default();
+        let later = NOW.plus_seconds(2);
         assert_eq!(
-            left,
-            live.iter()
-                .map(|k| sled::IVec::from(&k[..]))
-                .collect::<Vec<_>>()
+            store
+                .sweep_in_batches(later, &mut cursor, Duration::from_secs(60), 3)
+                .unwrap(),
+            4
         );
-        assert_eq!(
-            store.sweep_in_batches(now, 3).unwrap(),
-            0,
-            "nothing left to sweep"
-        );
+        assert!(keys_left(&store).is_empty());
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn a_token_reused_after_the_sweep_read_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_tokens(dir.path());
+        let (expired, last) = store.inner.expired_tokens(NOW, None, 100).unwrap();
+        assert_eq!(expired.len(), 6);
+        assert!(last.is_none(), "ten tokens, a batch of 100: the tree ended");
+
+        // A client sends the first expired token again before the removal.
+        let reused = expired[0].clone();
+        store
+            .inner
+            .trees
+            .tokens
+            .insert(&reused, token(NOW.plus_seconds(3_600)))
+            .unwrap();
+        assert_eq!(store.inner.remove_expired_tokens(NOW, &expired).unwrap(), 5);
+        assert!(store.inner.trees.tokens.contains_key(&reused).unwrap());
         store.close().unwrap();
     }
 }
