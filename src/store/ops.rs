@@ -522,64 +522,58 @@ impl Inner {
         Ok(result)
     }
 
-    /// Deletes an association with its index entry, its tags (in the record)
-    /// and its tokens.
-    ///
-    /// Its Update tokens are found by a scan before the transaction; one
-    /// added between the scan and the transaction is removed by a second
-    /// scan after it (no token can be added once the association is gone,
-    /// and a leftover one is never read: Update answers 404 first).
-    fn delete_association(
+    /// The keys of the Update tokens saved for one association. A scan, so
+    /// outside any transaction (`Store::delete_association`).
+    fn update_token_keys(
         &self,
         cluster: &ClusterName,
         id: &AssociationId,
+    ) -> Result<Vec<sled::IVec>, StoreError> {
+        let prefix = keys::association_update_tokens(cluster, id);
+        Ok(self
+            .trees
+            .tokens
+            .scan_prefix(&prefix)
+            .keys()
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Deletes an association with its index entry, its tags (in the record),
+    /// its create token and `update_tokens`, the keys of its Update tokens
+    /// that a scan found before the transaction (`Store::delete_association`
+    /// removes any added since).
+    fn delete_association(
+        &self,
+        tx: &Tx<'_>,
+        cluster: &ClusterName,
+        id: &AssociationId,
+        update_tokens: &[sled::IVec],
         now: Timestamp,
-    ) -> Result<Association, StoreError> {
-        let update_tokens = keys::association_update_tokens(cluster, id);
-        let scan = || {
-            self.trees
-                .tokens
-                .scan_prefix(&update_tokens)
-                .keys()
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let tokens = scan()?;
-        let deleted = self.transact(|tx| {
-            let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
-            let record = tx.association(cluster, id)?;
-            tx.associations.remove(keys::association(cluster, id))?;
-            tx.index.remove(keys::association_index(
-                cluster,
-                &record.namespace,
-                &record.service_account,
-            ))?;
-            // The create token, unless it expired and was since reused by
-            // another association: then it is that one's now.
-            if let Some(key) = &record.create_token {
-                if let Some(bytes) = tx.tokens.get(&key[..])? {
-                    let token: TokenRecord = decode(&bytes).map_err(abort)?;
-                    if matches!(&token.response, SavedResponse::Association(a) if a.id == *id) {
-                        tx.tokens.remove(&key[..])?;
-                    }
-                }
-            }
-            for key in &tokens {
-                tx.tokens.remove(&key[..])?;
-            }
-            cluster_record.association_count = cluster_record.association_count.saturating_sub(1);
-            tx.put_cluster(&cluster_record)?;
-            Ok(Association::from(record))
-        })?;
-        let late = scan()?;
-        if !late.is_empty() {
-            self.transact(|tx| {
-                for key in &late {
+    ) -> TxResult<Association> {
+        let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
+        let record = tx.association(cluster, id)?;
+        tx.associations.remove(keys::association(cluster, id))?;
+        tx.index.remove(keys::association_index(
+            cluster,
+            &record.namespace,
+            &record.service_account,
+        ))?;
+        // The create token, unless it expired and was since reused by
+        // another association: then it is that one's now.
+        if let Some(key) = &record.create_token {
+            if let Some(bytes) = tx.tokens.get(&key[..])? {
+                let token: TokenRecord = decode(&bytes).map_err(abort)?;
+                if matches!(&token.response, SavedResponse::Association(a) if a.id == *id) {
                     tx.tokens.remove(&key[..])?;
                 }
-                Ok(())
-            })?;
+            }
         }
-        Ok(deleted)
+        for key in update_tokens {
+            tx.tokens.remove(&key[..])?;
+        }
+        cluster_record.association_count = cluster_record.association_count.saturating_sub(1);
+        tx.put_cluster(&cluster_record)?;
+        Ok(Association::from(record))
     }
 
     fn tags(&self, resource: &TaggableResource, arn: &str) -> Result<Tags, StoreError> {
@@ -805,14 +799,38 @@ impl Store {
         .await
     }
 
+    /// DeletePodIdentityAssociation: one write shared with others like any
+    /// other (`write_grouped`), although it removes the association's Update
+    /// tokens, which only a scan finds. The scan runs before the write, and
+    /// again after it: a token added in between (an Update of the same
+    /// association that committed first) is removed by a second write. No
+    /// token can be added once the association is gone, and a leftover one
+    /// would never be read: Update answers 404 first.
     pub async fn delete_association(
         &self,
         cluster: ClusterName,
         id: AssociationId,
         now: Timestamp,
     ) -> Result<Association, StoreError> {
-        self.write(move |s| s.delete_association(&cluster, &id, now))
-            .await
+        let scan = {
+            let (cluster, id) = (cluster.clone(), id.clone());
+            move |s: &Inner| s.update_token_keys(&cluster, &id)
+        };
+        let tokens = self.lookup(scan.clone()).await?;
+        let deleted = self
+            .write_grouped(move |s, tx| s.delete_association(tx, &cluster, &id, &tokens, now))
+            .await?;
+        let late = self.lookup(scan).await?;
+        if !late.is_empty() {
+            self.write_grouped(move |_, tx| {
+                for key in &late {
+                    tx.tokens.remove(&key[..])?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(deleted)
     }
 
     /// A resource's tags. `arn` is only for the not-found message.
