@@ -196,6 +196,12 @@ impl GroupCommit {
         self.queued.load(Ordering::SeqCst) > 0 || self.flushing.load(Ordering::SeqCst)
     }
 
+    /// Write transactions handed to the writer thread and not finished yet.
+    #[cfg(test)]
+    pub fn queued_writes(&self) -> u64 {
+        self.queued.load(Ordering::SeqCst)
+    }
+
     /// Whether writes can still be made durable (no flush or fsync failed).
     pub fn is_healthy(&self) -> bool {
         self.durable.borrow().failure.is_none()

@@ -552,21 +552,26 @@ impl Inner {
     ) -> TxResult<Association> {
         let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
         let record = tx.association(cluster, id)?;
+        // The create token, unless it expired and was since reused by
+        // another association: then it is that one's now. Read before the
+        // first write, like every check (`writer`).
+        let mut create_token = None;
+        if let Some(key) = &record.create_token {
+            if let Some(bytes) = tx.tokens.get(&key[..])? {
+                let token: TokenRecord = decode(&bytes).map_err(abort)?;
+                if matches!(&token.response, SavedResponse::Association(a) if a.id == *id) {
+                    create_token = Some(key);
+                }
+            }
+        }
         tx.associations.remove(keys::association(cluster, id))?;
         tx.index.remove(keys::association_index(
             cluster,
             &record.namespace,
             &record.service_account,
         ))?;
-        // The create token, unless it expired and was since reused by
-        // another association: then it is that one's now.
-        if let Some(key) = &record.create_token {
-            if let Some(bytes) = tx.tokens.get(&key[..])? {
-                let token: TokenRecord = decode(&bytes).map_err(abort)?;
-                if matches!(&token.response, SavedResponse::Association(a) if a.id == *id) {
-                    tx.tokens.remove(&key[..])?;
-                }
-            }
+        if let Some(key) = create_token {
+            tx.tokens.remove(&key[..])?;
         }
         for key in update_tokens {
             tx.tokens.remove(&key[..])?;
@@ -801,11 +806,16 @@ impl Store {
 
     /// DeletePodIdentityAssociation: one write shared with others like any
     /// other (`write_grouped`), although it removes the association's Update
-    /// tokens, which only a scan finds. The scan runs before the write, and
-    /// again after it: a token added in between (an Update of the same
-    /// association that committed first) is removed by a second write. No
-    /// token can be added once the association is gone, and a leftover one
-    /// would never be read: Update answers 404 first.
+    /// tokens, which only a scan finds. The scan runs before the write (on
+    /// the blocking pool: an association updated often has many tokens).
+    ///
+    /// An Update of the same association that commits between that scan and
+    /// the delete leaves its token behind. A task of its own scans again once
+    /// the delete is durable and removes what it finds; the delete's answer
+    /// does not wait for it, nor fail with it. No token can be added once the
+    /// association is gone, and one left behind (that task failed, or the
+    /// server stopped first) is never read: Update answers 404 first, and
+    /// the sweep removes it when it expires.
     pub async fn delete_association(
         &self,
         cluster: ClusterName,
@@ -816,21 +826,35 @@ impl Store {
             let (cluster, id) = (cluster.clone(), id.clone());
             move |s: &Inner| s.update_token_keys(&cluster, &id)
         };
-        let tokens = self.lookup(scan.clone()).await?;
+        let tokens = self.read(scan.clone()).await?;
         let deleted = self
             .write_grouped(move |s, tx| s.delete_association(tx, &cluster, &id, &tokens, now))
             .await?;
-        let late = self.lookup(scan).await?;
-        if !late.is_empty() {
-            self.write_grouped(move |_, tx| {
-                for key in &late {
-                    tx.tokens.remove(&key[..])?;
-                }
-                Ok(())
-            })
-            .await?;
-        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.remove_tokens_found_by(scan).await {
+                log::warn!("removing the tokens of a deleted association failed: {e}");
+            }
+        });
         Ok(deleted)
+    }
+
+    /// Removes the tokens that `scan` finds, in one write.
+    async fn remove_tokens_found_by(
+        &self,
+        scan: impl FnOnce(&Inner) -> Result<Vec<sled::IVec>, StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let keys = self.read(scan).await?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write_grouped(move |_, tx| {
+            for key in &keys {
+                tx.tokens.remove(&key[..])?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// A resource's tags. `arn` is only for the not-found message.
@@ -1057,6 +1081,99 @@ mod tests {
             .unwrap();
         assert_eq!(store.inner.remove_expired_tokens(NOW, &expired).unwrap(), 5);
         assert!(store.inner.trees.tokens.contains_key(&reused).unwrap());
+        store.close().unwrap();
+    }
+
+    fn role(name: &str) -> RoleArn {
+        RoleArn::parse_in_partition(
+            "roleArn",
+            &format!("arn:aws:iam::123456789012:role/{name}"),
+            AwsIdentity::new("us-east-1", "123456789012").partition,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_saved_between_the_deletes_scan_and_its_write_is_removed_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::startup::store_settings(&crate::config::Config::default());
+        let store = Store::open(dir.path(), settings).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let now = Timestamp::now();
+        let cluster = ClusterName::parse("name", "c1").unwrap();
+        runtime.block_on(async {
+            let new_cluster = NewCluster {
+                name: cluster.clone(),
+                role_arn: role("eks"),
+                version: "1.31".into(),
+                tags: Tags::default(),
+            };
+            store.create_cluster(new_cluster, None, now).await.unwrap();
+            let new = NewAssociation {
+                namespace: Namespace::parse("default").unwrap(),
+                service_account: ServiceAccountName::parse("app").unwrap(),
+                role_arn: role("r1"),
+                tags: Tags::default(),
+                disable_session_tags: false,
+                target_role_arn: None,
+                policy: None,
+            };
+            let created = store
+                .create_association(cluster.clone(), new, None, now)
+                .await
+                .unwrap();
+
+            // The writer thread is held, so that an Update queues first and
+            // the Delete's scan, on the blocking pool, finds no token yet.
+            let (release, gate) = std::sync::mpsc::channel::<()>();
+            let held = store
+                .inner
+                .writer
+                .run(store.inner.commit.queue_write(), move || {
+                    gate.recv().ok();
+                    Ok(())
+                });
+            let update = store.update_association(
+                cluster.clone(),
+                created.id.clone(),
+                AssociationUpdate {
+                    role_arn: Some(role("r2")),
+                    ..AssociationUpdate::default()
+                },
+                Some(ClientRequestToken::parse("update-1").unwrap()),
+                now,
+            );
+            let delete = store.delete_association(cluster.clone(), created.id.clone(), now);
+            let releaser = async {
+                // The held job, the Update and the Delete's write all queued.
+                while store.inner.commit.queued_writes() < 3 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                release.send(()).unwrap();
+            };
+            let (held, updated, deleted, ()) = tokio::join!(held, update, delete, releaser);
+            held.unwrap();
+            assert_eq!(
+                updated.unwrap().role_arn,
+                role("r2"),
+                "the Update ran first"
+            );
+            assert_eq!(deleted.unwrap().id, created.id);
+
+            // The Delete's own write missed the Update's token; the task it
+            // left behind removes it.
+            let started = Instant::now();
+            while !store.inner.trees.tokens.is_empty() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the Update's token outlived its association"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
         store.close().unwrap();
     }
 }
