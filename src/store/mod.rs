@@ -625,20 +625,26 @@ fn transact<T, E>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::ClusterName;
 
-    fn open(dir: &Path) -> Store {
+    /// A store in `dir` with the default settings.
+    pub(super) fn open(dir: &Path) -> Store {
         let settings = crate::startup::store_settings(&crate::config::Config::default());
         Store::open(dir, settings).unwrap()
     }
 
-    fn thread_of_lookup(store: &Store) -> std::thread::ThreadId {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    /// A single-threaded runtime with timers, for the store's async calls.
+    pub(super) fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
-            .unwrap();
-        runtime
+            .unwrap()
+    }
+
+    fn thread_of_lookup(store: &Store) -> std::thread::ThreadId {
+        runtime()
             .block_on(store.lookup(|_| Ok(std::thread::current().id())))
             .unwrap()
     }
@@ -661,9 +667,7 @@ mod tests {
     fn a_lookup_that_panics_is_an_error_and_the_store_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let failed =
             runtime.block_on(store.lookup(|_| -> Result<(), StoreError> { panic!("sled broke") }));
         assert!(matches!(&failed, Err(StoreError::Internal(m)) if m.contains("panicked")));

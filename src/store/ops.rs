@@ -19,6 +19,12 @@ use crate::domain::{
     TaggableResource, Tags, Timestamp,
 };
 
+/// Every key of `tree` that starts with `prefix`. A scan: outside any
+/// transaction.
+fn keys_with_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<sled::IVec>, sled::Error> {
+    tree.scan_prefix(prefix).keys().collect()
+}
+
 /// Where the token sweep stopped: the last token key it read, `None` to
 /// start from the first (`Store::sweep_expired_tokens`).
 #[derive(Debug, Default)]
@@ -318,14 +324,9 @@ impl Inner {
 
     fn remove_deleted_cluster(&self, name: &ClusterName) -> Result<(), StoreError> {
         let prefix = keys::cluster_prefix(name);
-        let collect = |tree: &sled::Tree| {
-            tree.scan_prefix(&prefix)
-                .keys()
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let associations = collect(&self.trees.associations)?;
-        let index = collect(&self.trees.index)?;
-        let tokens = collect(&self.trees.tokens)?;
+        let associations = keys_with_prefix(&self.trees.associations, &prefix)?;
+        let index = keys_with_prefix(&self.trees.index, &prefix)?;
+        let tokens = keys_with_prefix(&self.trees.tokens, &prefix)?;
         self.transact(|tx| {
             for key in &associations {
                 tx.associations.remove(&key[..])?;
@@ -530,12 +531,7 @@ impl Inner {
         id: &AssociationId,
     ) -> Result<Vec<sled::IVec>, StoreError> {
         let prefix = keys::association_update_tokens(cluster, id);
-        Ok(self
-            .trees
-            .tokens
-            .scan_prefix(&prefix)
-            .keys()
-            .collect::<Result<Vec<_>, _>>()?)
+        Ok(keys_with_prefix(&self.trees.tokens, &prefix)?)
     }
 
     /// Deletes an association with its index entry, its tags (in the record),
@@ -822,29 +818,39 @@ impl Store {
         id: AssociationId,
         now: Timestamp,
     ) -> Result<Association, StoreError> {
-        let scan = {
-            let (cluster, id) = (cluster.clone(), id.clone());
-            move |s: &Inner| s.update_token_keys(&cluster, &id)
-        };
-        let tokens = self.read(scan.clone()).await?;
+        let tokens = self.update_token_keys(cluster.clone(), id.clone()).await?;
         let deleted = self
-            .write_grouped(move |s, tx| s.delete_association(tx, &cluster, &id, &tokens, now))
+            .write_grouped({
+                let (cluster, id) = (cluster.clone(), id.clone());
+                move |s, tx| s.delete_association(tx, &cluster, &id, &tokens, now)
+            })
             .await?;
         let store = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.remove_tokens_found_by(scan).await {
+            if let Err(e) = store.remove_late_update_tokens(cluster, id).await {
                 log::warn!("removing the tokens of a deleted association failed: {e}");
             }
         });
         Ok(deleted)
     }
 
-    /// Removes the tokens that `scan` finds, in one write.
-    async fn remove_tokens_found_by(
+    /// The keys of one association's Update tokens, scanned on the blocking
+    /// pool (an association updated often has many).
+    async fn update_token_keys(
         &self,
-        scan: impl FnOnce(&Inner) -> Result<Vec<sled::IVec>, StoreError> + Send + 'static,
+        cluster: ClusterName,
+        id: AssociationId,
+    ) -> Result<Vec<sled::IVec>, StoreError> {
+        self.read(move |s| s.update_token_keys(&cluster, &id)).await
+    }
+
+    /// Removes the Update tokens still saved for a deleted association.
+    async fn remove_late_update_tokens(
+        &self,
+        cluster: ClusterName,
+        id: AssociationId,
     ) -> Result<(), StoreError> {
-        let keys = self.read(scan).await?;
+        let keys = self.update_token_keys(cluster, id).await?;
         if keys.is_empty() {
             return Ok(());
         }
@@ -965,13 +971,13 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::{AwsIdentity, RoleArn};
+    use crate::store::tests::{open, runtime};
 
     /// A store holding ten tokens of cluster `c1`: every third one (0, 3, 6,
     /// 9) still live at `NOW`, the others expired (one of them at `NOW`
     /// exactly). Returns the store and the live tokens' keys.
     fn store_with_tokens(dir: &std::path::Path) -> (Store, Vec<Vec<u8>>) {
-        let settings = crate::startup::store_settings(&crate::config::Config::default());
-        let store = Store::open(dir, settings).unwrap();
+        let store = open(dir);
         let mut live = Vec::new();
         for i in 0..10 {
             let key = token_key(i);
@@ -1096,15 +1102,10 @@ mod tests {
     #[test]
     fn a_token_saved_between_the_deletes_scan_and_its_write_is_removed_after_it() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = crate::startup::store_settings(&crate::config::Config::default());
-        let store = Store::open(dir.path(), settings).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let store = open(dir.path());
         let now = Timestamp::now();
         let cluster = ClusterName::parse("name", "c1").unwrap();
-        runtime.block_on(async {
+        runtime().block_on(async {
             let new_cluster = NewCluster {
                 name: cluster.clone(),
                 role_arn: role("eks"),
