@@ -72,7 +72,7 @@ pub fn import(
     // bar makes way for those lines first.
     progress.finish();
     let cache_capacity_bytes = settings.cache_capacity_bytes;
-    let store = Store::open(dir, settings)?;
+    let store = Store::open_for_import(dir, settings)?;
     progress.say(&format!(
         "writing clusters: {}, associations: {}",
         export.clusters.len(),

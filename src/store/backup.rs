@@ -90,16 +90,32 @@ impl Store {
     }
 }
 
-/// Inserts `records` into `tree` sorted by key, one plain insert each (see
-/// `Inner::import`).
+/// How many passes [`insert_in_key_order`] makes over the sorted records.
+const IMPORT_PASSES: usize = 3;
+
+/// Inserts `records` into `tree` in key order, one plain insert each (see
+/// `Inner::import`), in [`IMPORT_PASSES`] passes: the first inserts every
+/// third record, the next two fill in the ones between.
+///
+/// In one pass, sled 0.34 writes each record about three times: as a
+/// delta of the leaf at the tree's right-hand edge, in the new right half
+/// when that leaf splits (at 17 entries), and in the left half, which stays,
+/// at the next split. The first pass builds leaves spread over the whole
+/// key range; the later passes add deltas to them in place, splitting each
+/// about once. Without segment cleaning (see `Store::open_for_import`),
+/// 200,000 associations took 2.54x the bytes of their records on disk in
+/// three passes, against 3.37x in one (two passes: 3.19x, four: 3.03x,
+/// six: 2.63x).
 fn insert_in_key_order(
     tree: &sled::Tree,
     records: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
 ) -> Result<(), sled::Error> {
     let mut records: Vec<_> = records.collect();
     records.sort_unstable();
-    for (key, value) in records {
-        tree.insert(key, value)?;
+    for pass in 0..IMPORT_PASSES {
+        for (key, value) in records.iter().skip(pass).step_by(IMPORT_PASSES) {
+            tree.insert(key.as_slice(), value.as_slice())?;
+        }
     }
     Ok(())
 }
@@ -213,11 +229,10 @@ impl Inner {
         // Counted like any write, so the store's write count (and the
         // `durable-writes` witness written at close) covers the import.
         self.commit.note_write();
-        // One tree at a time, in key order, one plain insert each: sled
-        // then fills each node once and leaves its old versions together
-        // in the log, where they are freed, instead of touching every node
-        // of both trees in each batch (a transaction applies its writes in
-        // hash order) and leaving garbage in every segment. The marker above
+        // One tree at a time, in key order (in passes), one plain insert
+        // each: sled then fills nodes in order, instead of touching every
+        // node of both trees in each batch (a transaction applies its writes
+        // in hash order) and leaving garbage in every segment. The marker above
         // makes the import all or nothing; sled's log keeps the inserts in
         // order, so a store that recovers the marker's removal recovers
         // every insert before it.
