@@ -212,9 +212,8 @@ fn open_db_cleaning(
         // The server flushes itself (group commit); a timer flush would only
         // add un-fsynced writes.
         .flush_every_ms(sled_flush_every_ms)
-        // zstd per page, at level 1, the cheapest: sled 0.34 leaves about two
-        // bytes of stale pages in its log per live byte, and compressed the
-        // data dir is near 2x the record bytes instead of 4.5-5.5x.
+        // zstd per page, at level 1, the cheapest (`store.compression`, off
+        // by default: it slows durable writes; see the README's Performance).
         .use_compression(if fresh {
             compress_new
         } else {
