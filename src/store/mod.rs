@@ -176,32 +176,52 @@ fn abort(error: impl Into<StoreError>) -> ConflictableTransactionError<StoreErro
 /// A store created here compresses its pages when `compress_new` says so;
 /// sled refuses to open a store with another setting than it was created
 /// with, so an existing one is opened with its own.
+///
+/// sled's own flush thread is off ([`SegmentCleaning::Off`]).
 fn open_db(
     dir: &Path,
     cache_capacity_bytes: u64,
     compress_new: bool,
 ) -> Result<sled::Db, StoreError> {
-    open_db_cleaning(dir, cache_capacity_bytes, compress_new, None)
+    open_db_cleaning(
+        dir,
+        cache_capacity_bytes,
+        compress_new,
+        SegmentCleaning::Off,
+    )
 }
 
-/// How often sled's own flush thread runs while `import` writes, in
-/// milliseconds. sled moves the live pages out of a log segment that is at
-/// most half live only from that thread, and the import needs it: it leaves
-/// old versions of nodes in every segment it writes. Cleaned, the segments
-/// are reused instead of the file growing. 200,000 associations came out at
-/// 1.96x their record bytes with the thread every 10 or 20 ms, 2.43x every
-/// 100 ms, and 2.54x without it; a million at 1.7-1.8x (3.4x before).
+/// Whether sled's own flush thread runs, which is what cleans sled's log.
+///
+/// sled 0.34 appends every write to its log, in 512 KiB segments, and
+/// reuses a segment once nothing in it is live. It moves the live pages out
+/// of a segment that is at most half live from that thread, and otherwise
+/// only one page each time a writer rewrites a node, which does not keep up
+/// with an import: an import leaves old versions of nodes in every segment
+/// it writes, and without the thread the file grows instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SegmentCleaning {
+    /// The thread is off: the server flushes and fsyncs itself (group
+    /// commit), and the thread's own flush and fsync every few milliseconds
+    /// would only add to them.
+    Off,
+    /// The thread runs every [`IMPORT_SEGMENT_CLEANING_MS`], for `import`
+    /// only.
+    DuringImport,
+}
+
+/// How often sled's flush thread runs while `import` writes, in
+/// milliseconds. 200,000 associations came out at 1.96x their record bytes
+/// with the thread every 10 or 20 ms, 2.43x every 100 ms, and 2.54x without
+/// it; a million at 1.7-1.9x (3.4x before the import cleaned, in one pass).
 const IMPORT_SEGMENT_CLEANING_MS: u64 = 10;
 
-/// [`open_db`], with sled's flush thread running every `sled_flush_every_ms`
-/// (see [`IMPORT_SEGMENT_CLEANING_MS`]). Only for a store nobody is served
-/// from: that thread flushes without an fsync and cleans segments between
-/// the server's own flushes.
+/// [`open_db`], with sled's flush thread on or off.
 fn open_db_cleaning(
     dir: &Path,
     cache_capacity_bytes: u64,
     compress_new: bool,
-    sled_flush_every_ms: Option<u64>,
+    cleaning: SegmentCleaning,
 ) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::io("create the data directory", dir, e))?;
@@ -209,9 +229,10 @@ fn open_db_cleaning(
     let db = sled::Config::new()
         .path(dir)
         .cache_capacity(cache_capacity_bytes)
-        // The server flushes itself (group commit); a timer flush would only
-        // add un-fsynced writes.
-        .flush_every_ms(sled_flush_every_ms)
+        .flush_every_ms(match cleaning {
+            SegmentCleaning::Off => None,
+            SegmentCleaning::DuringImport => Some(IMPORT_SEGMENT_CLEANING_MS),
+        })
         // zstd per page, at level 1, the cheapest (`store.compression`, off
         // by default: it slows durable writes; see the README's Performance).
         .use_compression(if fresh {
@@ -455,26 +476,26 @@ impl Store {
     /// Opens (or creates) the store in `dir`, applies pending migrations and
     /// starts the group commit.
     pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        Store::open_cleaning(dir, settings, None)
+        Store::open_cleaning(dir, settings, SegmentCleaning::Off)
     }
 
     /// [`Store::open`] for [`Store::import`], with sled cleaning its log
-    /// segments while the import writes (see `IMPORT_SEGMENT_CLEANING_MS`).
-    /// Serve nothing from it: close it and open it again.
+    /// while the import writes (`SegmentCleaning::DuringImport`). Serve
+    /// nothing from it: close it, and open the store again to serve it.
     pub fn open_for_import(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        Store::open_cleaning(dir, settings, Some(IMPORT_SEGMENT_CLEANING_MS))
+        Store::open_cleaning(dir, settings, SegmentCleaning::DuringImport)
     }
 
     fn open_cleaning(
         dir: &Path,
         settings: StoreSettings,
-        sled_flush_every_ms: Option<u64>,
+        cleaning: SegmentCleaning,
     ) -> Result<Store, StoreError> {
         let db = open_db_cleaning(
             dir,
             settings.cache_capacity_bytes,
             settings.compression,
-            sled_flush_every_ms,
+            cleaning,
         )?;
         let trees = Trees::open(&db)?;
         check_identity(&db, &trees.meta, dir)?;

@@ -68,7 +68,6 @@ fn assert_refused(exit: &Exit, what: &str) {
     assert!(!exit.stderr.contains("panicked"), "{}", exit.stderr);
 }
 
-/// The `problem:` lines of a check's report.
 /// The record bytes `check` reported (its `record bytes: N ...` line).
 fn record_bytes(checked: &Exit) -> u64 {
     checked
@@ -79,6 +78,7 @@ fn record_bytes(checked: &Exit) -> u64 {
         .unwrap_or_else(|| panic!("no record bytes line in {}", checked.stdout))
 }
 
+/// The `problem:` lines of a check's report.
 fn problems(exit: &Exit) -> Vec<&str> {
     exit.stdout
         .lines()
@@ -524,9 +524,12 @@ fn a_large_import_is_written_whole() {
         checked.stdout
     );
     // The import writes each tree in three passes, with sled cleaning its
-    // log as it goes: the data dir came out at about 2.3x the bytes of the
-    // records here, against 4.4x in one pass without cleaning, 3.6x in three
-    // passes without cleaning, and 3.1x in one pass with cleaning.
+    // log as it goes. How much the cleaning achieves depends on how much CPU
+    // sled's flush thread gets: the data dir came out at 1.7x-3.1x the bytes
+    // of the records here in debug builds, in steps of one 512 KiB segment
+    // (0.28x), with up to four tests like this one at once. Without the
+    // cleaning it is 3.63x in every run (4.44x in one pass). The passes
+    // alone are tested in `store::backup`.
     let record_bytes = record_bytes(&checked);
     let dir_bytes: u64 = std::fs::read_dir(&app.data_dir)
         .unwrap()
@@ -536,7 +539,7 @@ fn a_large_import_is_written_whole() {
         .sum();
     let ratio = dir_bytes as f64 / record_bytes as f64;
     assert!(
-        ratio <= 2.75,
+        ratio <= 3.4,
         "the import left {dir_bytes} bytes in the data dir for {record_bytes} bytes of records ({ratio:.2}x)"
     );
     // The import's writes are counted like any others: a data file later
