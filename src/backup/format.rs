@@ -502,7 +502,7 @@ fn check_association(a: &Association, number: u64, seen: &mut Seen) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn identity() -> AwsIdentity {
@@ -518,7 +518,8 @@ mod tests {
         .unwrap()
     }
 
-    fn cluster(name: &str) -> Cluster {
+    /// A cluster with every member set (also for the store's import tests).
+    pub(crate) fn cluster(name: &str) -> Cluster {
         Cluster {
             name: ClusterName::parse("name", name).unwrap(),
             role_arn: role("eks"),
@@ -530,7 +531,8 @@ mod tests {
         }
     }
 
-    fn association(cluster: &str, id: &str, sa: &str) -> Association {
+    /// An association with every member set (also for the store's import tests).
+    pub(crate) fn association(cluster: &str, id: &str, sa: &str) -> Association {
         Association {
             cluster: ClusterName::parse("name", cluster).unwrap(),
             id: AssociationId::parse(id).unwrap(),

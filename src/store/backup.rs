@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::PoisonError;
 
+use super::files::DataFiles;
 use super::keys;
 use super::records::{decode, encode, AssociationRecord, ClusterRecord, IndexRecord};
 use super::{open_db, Inner, Store, StoreError, Trees};
@@ -216,6 +217,13 @@ impl Inner {
                 ));
             }
         }
+        // sled's flush thread runs during an import (`Store::open_for_import`)
+        // and fsyncs through a file handle of its own, only logging a failure.
+        // Linux reports a failed write-back to every handle that was open when
+        // it failed, so one opened here, before the first write, tells whether
+        // the records reached the disk before the marker goes.
+        let mut files = DataFiles::open(&self.dir)
+            .map_err(|e| StoreError::io("open the store's data files", &self.dir, e))?;
         // The marker goes first: it is in sled's log before any imported
         // record, so a store that recovers some of them after a crash
         // recovers the marker too, and is refused until imported again.
@@ -256,6 +264,10 @@ impl Inner {
             }),
         )?;
         self.commit.note_write();
+        self.db.flush()?;
+        files
+            .sync()
+            .map_err(|e| StoreError::io("fsync the imported records", &self.dir, e))?;
         self.trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
         Ok(Imported {
             clusters: clusters.len(),
@@ -301,6 +313,35 @@ pub fn contents(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::format::tests::{association, cluster};
+    use crate::store::tests::open;
+
+    #[test]
+    fn an_import_whose_records_cannot_be_fsynced_fails_and_keeps_its_unfinished_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        // Syncing the data files lists `blobs` (sled's files of large
+        // nodes): a file in its place makes the sync fail.
+        std::fs::remove_dir_all(dir.path().join("blobs")).unwrap();
+        std::fs::write(dir.path().join("blobs"), b"").unwrap();
+        let result = store.import(
+            &[cluster("c1")],
+            &[association("c1", "a-aaaaaaaaaaaaaaaaa", "app")],
+        );
+        match result {
+            Err(StoreError::Io { action, .. }) => assert_eq!(action, "fsync the imported records"),
+            other => panic!("the import went on past a failed fsync: {other:?}"),
+        }
+        assert!(
+            store
+                .inner
+                .trees
+                .meta
+                .contains_key(keys::META_IMPORT_UNFINISHED)
+                .unwrap(),
+            "the marker was removed although the records may not be on disk"
+        );
+    }
 
     /// `count` records shaped like associations: a 25-byte key (one of 20
     /// cluster names, then a random-looking ID) and a 100-byte value.
