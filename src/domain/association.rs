@@ -291,14 +291,15 @@ fn new_external_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn identity() -> AwsIdentity {
         AwsIdentity::new("us-east-1", "123456789012")
     }
 
-    fn role(name: &str) -> RoleArn {
+    /// A role of the test account (also for the store's tests).
+    pub(crate) fn role(name: &str) -> RoleArn {
         RoleArn::parse_in_account(
             "roleArn",
             &format!("arn:aws:iam::123456789012:role/{name}"),
@@ -307,8 +308,10 @@ mod tests {
         .unwrap()
     }
 
-    fn association() -> Association {
-        let request = NewAssociation {
+    /// A request for namespace `default`, service account `app` and role
+    /// `r1`, without tags or session members (also for the store's tests).
+    pub(crate) fn new_association() -> NewAssociation {
+        NewAssociation {
             namespace: Namespace::parse("default").unwrap(),
             service_account: ServiceAccountName::parse("app").unwrap(),
             role_arn: role("r1"),
@@ -316,11 +319,14 @@ mod tests {
             disable_session_tags: false,
             target_role_arn: None,
             policy: None,
-        };
+        }
+    }
+
+    fn association() -> Association {
         Association::new(
             ClusterName::parse("name", "c1").unwrap(),
             AssociationId::parse("a-8mvwvh57cu74mgcst").unwrap(),
-            request,
+            new_association(),
             Timestamp::from_millis(1_700_000_000_123),
         )
         .unwrap()

@@ -3,6 +3,8 @@
 
 mod arn;
 mod association;
+#[cfg(test)]
+pub(crate) use association::tests as association_fixtures;
 mod cluster;
 mod error;
 mod names;

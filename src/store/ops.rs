@@ -970,7 +970,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AwsIdentity, RoleArn};
+    use crate::domain::association_fixtures::{new_association, role};
     use crate::store::tests::{open, runtime};
 
     /// A store holding ten tokens of cluster `c1`: every third one (0, 3, 6,
@@ -1009,12 +1009,7 @@ mod tests {
         let cluster = ClusterName::parse("name", "c1").unwrap();
         let request = NewCluster {
             name: cluster,
-            role_arn: RoleArn::parse_in_partition(
-                "roleArn",
-                "arn:aws:iam::123456789012:role/r",
-                AwsIdentity::new("us-east-1", "123456789012").partition,
-            )
-            .unwrap(),
+            role_arn: role("r"),
             version: "1.31".into(),
             tags: Tags::default(),
         };
@@ -1090,15 +1085,6 @@ mod tests {
         store.close().unwrap();
     }
 
-    fn role(name: &str) -> RoleArn {
-        RoleArn::parse_in_partition(
-            "roleArn",
-            &format!("arn:aws:iam::123456789012:role/{name}"),
-            AwsIdentity::new("us-east-1", "123456789012").partition,
-        )
-        .unwrap()
-    }
-
     #[test]
     fn a_token_saved_between_the_deletes_scan_and_its_write_is_removed_after_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -1113,17 +1099,8 @@ mod tests {
                 tags: Tags::default(),
             };
             store.create_cluster(new_cluster, None, now).await.unwrap();
-            let new = NewAssociation {
-                namespace: Namespace::parse("default").unwrap(),
-                service_account: ServiceAccountName::parse("app").unwrap(),
-                role_arn: role("r1"),
-                tags: Tags::default(),
-                disable_session_tags: false,
-                target_role_arn: None,
-                policy: None,
-            };
             let created = store
-                .create_association(cluster.clone(), new, None, now)
+                .create_association(cluster.clone(), new_association(), None, now)
                 .await
                 .unwrap();
 
