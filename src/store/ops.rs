@@ -439,18 +439,22 @@ impl Inner {
         cluster: &ClusterName,
         id: &AssociationId,
     ) -> Result<Association, StoreError> {
-        self.cluster_record(cluster)?;
+        // An association is removed in the transaction that removes its cluster, so one that
+        // exists has a cluster: the cluster is read only to say which of the two is missing.
         match self
             .trees
             .associations
             .get(keys::association(cluster, id))?
         {
             Some(bytes) => Ok(decode::<AssociationRecord>(&bytes)?.into()),
-            None => Err(DomainError::AssociationNotFound {
-                cluster: cluster.clone(),
-                id: id.clone(),
+            None => {
+                self.cluster_record(cluster)?;
+                Err(DomainError::AssociationNotFound {
+                    cluster: cluster.clone(),
+                    id: id.clone(),
+                }
+                .into())
             }
-            .into()),
         }
     }
 
