@@ -47,6 +47,7 @@ pub fn store_settings(config: &Config) -> StoreSettings {
         associations_per_cluster: config.limits.associations_per_cluster,
         cache_capacity_bytes: config.store.cache_capacity_bytes,
         compression: config.store.compression,
+        segment_cleaning_interval_ms: config.store.segment_cleaning_interval_ms,
     }
 }
 

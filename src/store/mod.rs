@@ -70,6 +70,9 @@ pub struct StoreSettings {
     pub cache_capacity_bytes: u64,
     /// Whether a store created by `Store::open` compresses its pages (`store.compression`).
     pub compression: bool,
+    /// How often sled's flush thread cleans its log while the store serves,
+    /// in milliseconds; 0: never (`store.segment_cleaning_interval_ms`).
+    pub segment_cleaning_interval_ms: u64,
 }
 
 /// A handle to the open store; cheap to clone.
@@ -197,17 +200,28 @@ fn open_db(
 /// reuses a segment once nothing in it is live. It moves the live pages out
 /// of a segment that is at most half live from that thread, and otherwise
 /// only one page each time a writer rewrites a node, which does not keep up
-/// with an import: an import leaves old versions of nodes in every segment
-/// it writes, and without the thread the file grows instead.
+/// with a stream of inserts: each leaves old versions of nodes in the
+/// segments it writes, and without the thread the file grows instead.
+/// Each run of the thread also writes out sled's log buffer and fsyncs the
+/// data file; the server's own group commit does not rely on either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SegmentCleaning {
-    /// The thread is off: the server flushes and fsyncs itself (group
-    /// commit), and the thread's own flush and fsync every few milliseconds
-    /// would only add to them.
+    /// The thread is off: for the commands that open the store for a moment
+    /// (`check`, `export`, `migrate`), and for a server with
+    /// `store.segment_cleaning_interval_ms = 0`.
     Off,
-    /// The thread runs every [`IMPORT_SEGMENT_CLEANING_MS`], for `import`
-    /// only.
-    DuringImport,
+    /// The thread runs every so many milliseconds.
+    Every(u64),
+}
+
+impl SegmentCleaning {
+    /// The server's: `store.segment_cleaning_interval_ms`, 0 for off.
+    fn serving(interval_ms: u64) -> SegmentCleaning {
+        match interval_ms {
+            0 => SegmentCleaning::Off,
+            ms => SegmentCleaning::Every(ms),
+        }
+    }
 }
 
 /// How often sled's flush thread runs while `import` writes, in
@@ -231,7 +245,7 @@ fn open_db_cleaning(
         .cache_capacity(cache_capacity_bytes)
         .flush_every_ms(match cleaning {
             SegmentCleaning::Off => None,
-            SegmentCleaning::DuringImport => Some(IMPORT_SEGMENT_CLEANING_MS),
+            SegmentCleaning::Every(ms) => Some(ms),
         })
         // zstd per page, at level 1, the cheapest (`store.compression`, off
         // by default: it slows durable writes; see the README's Performance).
@@ -476,14 +490,20 @@ impl Store {
     /// Opens (or creates) the store in `dir`, applies pending migrations and
     /// starts the group commit.
     pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        Store::open_cleaning(dir, settings, SegmentCleaning::Off)
+        let cleaning = SegmentCleaning::serving(settings.segment_cleaning_interval_ms);
+        Store::open_cleaning(dir, settings, cleaning)
     }
 
     /// [`Store::open`] for [`Store::import`], with sled cleaning its log
-    /// while the import writes (`SegmentCleaning::DuringImport`). Serve
-    /// nothing from it: close it, and open the store again to serve it.
+    /// every [`IMPORT_SEGMENT_CLEANING_MS`] while the import writes,
+    /// whatever the settings say. Serve nothing from it: close it, and open
+    /// the store again to serve it.
     pub fn open_for_import(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        Store::open_cleaning(dir, settings, SegmentCleaning::DuringImport)
+        Store::open_cleaning(
+            dir,
+            settings,
+            SegmentCleaning::Every(IMPORT_SEGMENT_CLEANING_MS),
+        )
     }
 
     fn open_cleaning(

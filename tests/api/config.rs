@@ -90,6 +90,10 @@ fn a_bad_config_value_stops_start_up_with_a_message_naming_the_setting() {
             "[store]\ncache_capacity_bytes = \"64MiB\"\n",
             "cache_capacity_bytes",
         ),
+        (
+            "[store]\nsegment_cleaning_interval_ms = 60001\n",
+            "segment_cleaning_interval_ms",
+        ),
     ] {
         let stderr = refused_config(toml);
         assert!(stderr.contains(names), "{toml:?}: {stderr}");

@@ -78,6 +78,16 @@ fn record_bytes(checked: &Exit) -> u64 {
         .unwrap_or_else(|| panic!("no record bytes line in {}", checked.stdout))
 }
 
+/// Bytes of the files in a data dir.
+fn data_dir_bytes(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .sum()
+}
+
 /// The `problem:` lines of a check's report.
 fn problems(exit: &Exit) -> Vec<&str> {
     exit.stdout
@@ -531,12 +541,7 @@ fn a_large_import_is_written_whole() {
     // cleaning it is 3.63x in every run (4.44x in one pass). The passes
     // alone are tested in `store::backup`.
     let record_bytes = record_bytes(&checked);
-    let dir_bytes: u64 = std::fs::read_dir(&app.data_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().metadata().unwrap())
-        .filter(|meta| meta.is_file())
-        .map(|meta| meta.len())
-        .sum();
+    let dir_bytes = data_dir_bytes(&app.data_dir);
     let ratio = dir_bytes as f64 / record_bytes as f64;
     assert!(
         ratio <= 3.4,
@@ -871,4 +876,59 @@ fn import_without_a_file_is_a_usage_error() {
     let exit = run_to_exit(command(&args, &[]));
     assert!(!exit.status.success());
     assert!(exit.stderr.contains("<FILE>"), "{}", exit.stderr);
+}
+
+#[test]
+fn a_store_grown_through_the_api_takes_at_most_two_and_a_half_times_its_record_bytes_on_disk() {
+    const CLUSTERS: usize = 4;
+    const CLIENTS: usize = 8;
+    const CREATES_PER_CLIENT: usize = 1_000;
+    let mut app = TestApp::spawn();
+    for c in 0..CLUSTERS {
+        app.given_cluster(&format!("grown-{c}"));
+    }
+    // Creates with a token each, as the SDKs send them, in random places of
+    // the associations' keys: sled appends every write to its log, and
+    // without its segment cleaning (store.segment_cleaning_interval_ms = 0)
+    // the same creates leave 4-6x their record bytes.
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|client_no| {
+            let client = app.client();
+            std::thread::spawn(move || {
+                for i in 0..CREATES_PER_CLIENT {
+                    let cluster = format!("grown-{}", (client_no + i) % CLUSTERS);
+                    client
+                        .create_association(
+                            &cluster,
+                            &json!({
+                                "namespace": format!("ns-{client_no}"),
+                                "serviceAccount": format!("sa-{i}"),
+                                "roleArn": role("r"),
+                                "clientRequestToken": format!("token-{client_no}-{i}"),
+                            }),
+                        )
+                        .association();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("every create answered 200");
+    }
+    app.stop();
+    let checked = check(&app.data_dir);
+    assert_success(&checked);
+    let count = CLIENTS * CREATES_PER_CLIENT;
+    assert!(
+        checked.stdout.contains(&format!("associations: {count}")),
+        "{}",
+        checked.stdout
+    );
+    let record_bytes = record_bytes(&checked);
+    let dir_bytes = data_dir_bytes(&app.data_dir);
+    let ratio = dir_bytes as f64 / record_bytes as f64;
+    assert!(
+        ratio <= 2.5,
+        "{count} creates left {dir_bytes} bytes in the data dir for {record_bytes} bytes of records ({ratio:.2}x)"
+    );
 }
