@@ -78,14 +78,22 @@ fn record_bytes(checked: &Exit) -> u64 {
         .unwrap_or_else(|| panic!("no record bytes line in {}", checked.stdout))
 }
 
-/// Bytes of the files in a data dir.
-fn data_dir_bytes(data_dir: &Path) -> u64 {
-    std::fs::read_dir(data_dir)
+/// Asserts that the files in a data dir take at most `limit` times the bytes
+/// of the records that its `check` report counts.
+#[track_caller]
+fn assert_data_dir_at_most(data_dir: &Path, checked: &Exit, limit: f64, what: &str) {
+    let record_bytes = record_bytes(checked);
+    let dir_bytes: u64 = std::fs::read_dir(data_dir)
         .unwrap()
         .map(|entry| entry.unwrap().metadata().unwrap())
         .filter(|meta| meta.is_file())
         .map(|meta| meta.len())
-        .sum()
+        .sum();
+    let ratio = dir_bytes as f64 / record_bytes as f64;
+    assert!(
+        ratio <= limit,
+        "{what} left {dir_bytes} bytes in the data dir for {record_bytes} bytes of records ({ratio:.2}x)"
+    );
 }
 
 /// The `problem:` lines of a check's report.
@@ -540,13 +548,7 @@ fn a_large_import_is_written_whole() {
     // (0.28x), with up to four tests like this one at once. Without the
     // cleaning it is 3.63x in every run (4.44x in one pass). The passes
     // alone are tested in `store::backup`.
-    let record_bytes = record_bytes(&checked);
-    let dir_bytes = data_dir_bytes(&app.data_dir);
-    let ratio = dir_bytes as f64 / record_bytes as f64;
-    assert!(
-        ratio <= 3.4,
-        "the import left {dir_bytes} bytes in the data dir for {record_bytes} bytes of records ({ratio:.2}x)"
-    );
+    assert_data_dir_at_most(&app.data_dir, &checked, 3.4, "the import");
     // The import's writes are counted like any others: a data file later
     // cut back to before them is refused (`durable-writes`, checked at start).
     let witnessed: u64 = std::fs::read_to_string(app.data_dir.join("durable-writes"))
@@ -924,11 +926,5 @@ fn a_store_grown_through_the_api_takes_at_most_two_and_a_half_times_its_record_b
         "{}",
         checked.stdout
     );
-    let record_bytes = record_bytes(&checked);
-    let dir_bytes = data_dir_bytes(&app.data_dir);
-    let ratio = dir_bytes as f64 / record_bytes as f64;
-    assert!(
-        ratio <= 2.5,
-        "{count} creates left {dir_bytes} bytes in the data dir for {record_bytes} bytes of records ({ratio:.2}x)"
-    );
+    assert_data_dir_at_most(&app.data_dir, &checked, 2.5, &format!("{count} creates"));
 }
