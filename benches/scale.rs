@@ -22,13 +22,14 @@
 //! across every cluster), Update (a fresh `clientRequestToken` and a roleArn
 //! different from the current one, so every update writes) and List (pages
 //! of 100 through one cluster at a time) at each concurrency, the two stores
-//! taking turns (and turns at going first), so that the shared cores' drift over minutes stays out of
-//! the large ÷ small ratios; it samples each server's resident memory
-//! throughout.
+//! taking turns one slice of a measurement at a time (and turns at going
+//! first), so that the shared cores' drift stays out of the large ÷ small
+//! ratios; it samples each server's resident memory throughout.
 //!
 //! Settings through the environment: `SCALE_ASSOCIATIONS` (1000000),
 //! `SCALE_CLUSTERS` (1000), `SCALE_SMALL` (associations of the small store's
 //! one cluster, 1024), `SCALE_SECONDS` (per measurement, 5),
+//! `SCALE_SLICES` (how many turns a measurement is taken in, 5),
 //! `SCALE_CONCURRENCY` (`16,64`), `SCALE_WARMUP` (1; 0 measures a cold
 //! cache), `SCALE_CACHE_BYTES` (the server's
 //! `--cache-capacity-bytes`; its default when unset), `SCALE_DIR` (where the
@@ -340,6 +341,7 @@ async fn client(
     op: Op,
     c: usize,
     clients: usize,
+    slice: usize,
     target: &Target,
     barrier: &Barrier,
     seconds: f64,
@@ -349,7 +351,7 @@ async fn client(
     // Update clients each own the associations numbered c, c + clients, ...,
     // so that each knows the current roleArn of the ones it changes.
     let owned = total.div_ceil(clients).max(1);
-    let mut random = mix(c as u64 ^ (clients as u64) << 32);
+    let mut random = mix(c as u64 ^ (clients as u64) << 32 ^ (slice as u64) << 48);
     let mut next = move |bound: usize| {
         random = mix(random);
         (random % bound as u64) as usize
@@ -383,7 +385,7 @@ async fn client(
                 // flag tracks its roleArn exactly.
                 let role = !target.roles[i].fetch_xor(true, Ordering::Relaxed);
                 let body = format!(
-                    r#"{{"roleArn":"{ROLE}{}","clientRequestToken":"scale-{clients}-{c}-{n}"}}"#,
+                    r#"{{"roleArn":"{ROLE}{}","clientRequestToken":"scale-{clients}-{c}-{slice}-{n}"}}"#,
                     u8::from(role)
                 );
                 let r = conn
@@ -420,12 +422,29 @@ struct Measurement {
     server_cpu_us: f64,
 }
 
-fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64) -> Measurement {
+/// What one slice of a measurement saw.
+struct Slice {
+    results: Vec<ClientResult>,
+    seconds: f64,
+    server_cpu_s: f64,
+    peak_rss: u64,
+}
+
+/// Runs `clients` clients of `op` for `seconds`, sampling the server's
+/// memory and reading its CPU time.
+fn measure_slice(
+    op: Op,
+    clients: usize,
+    slice: usize,
+    target: &Arc<Target>,
+    pid: u32,
+    seconds: f64,
+) -> Slice {
     let running = {
         let target = target.clone();
         spawn_clients(clients, move |c, start| {
             let target = target.clone();
-            async move { client(op, c, clients, &target, &start, seconds).await }
+            async move { client(op, c, clients, slice, &target, &start, seconds).await }
         })
     };
     // Resident memory sampled every 100 ms while the clients run.
@@ -444,19 +463,30 @@ fn measure(op: Op, clients: usize, target: &Arc<Target>, pid: u32, seconds: f64)
     running.start();
     let started = Instant::now();
     let results = running.join();
-    let elapsed = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
+    Slice {
+        results,
+        seconds,
+        server_cpu_s: process_cpu_seconds(pid) - cpu_before,
+        peak_rss: peak.load(Ordering::Relaxed),
+    }
+}
 
-    let server_cpu = process_cpu_seconds(pid) - cpu_before;
-    let summary = Summary::of(results);
+/// One measurement from its slices.
+fn measurement(op: Op, clients: usize, slices: Vec<Slice>) -> Measurement {
+    let seconds: f64 = slices.iter().map(|s| s.seconds).sum();
+    let server_cpu_s: f64 = slices.iter().map(|s| s.server_cpu_s).sum();
+    let peak_rss = slices.iter().map(|s| s.peak_rss).max().unwrap_or(0);
+    let summary = Summary::of(slices.into_iter().flat_map(|s| s.results).collect());
     Measurement {
         op,
         concurrency: clients,
-        seconds: elapsed,
-        rps: summary.requests as f64 / elapsed,
-        peak_rss: peak.load(Ordering::Relaxed),
-        server_cpu_us: server_cpu * 1e6 / summary.requests.max(1) as f64,
+        seconds,
+        rps: summary.requests as f64 / seconds,
+        peak_rss,
+        server_cpu_us: server_cpu_s * 1e6 / summary.requests.max(1) as f64,
         latency: summary,
     }
 }
@@ -486,6 +516,9 @@ struct StoreResult {
 
 struct Settings {
     seconds: f64,
+    /// Each measurement's seconds are split into this many slices, the two
+    /// stores taking turns slice by slice.
+    slices: usize,
     concurrencies: Vec<usize>,
     cache_bytes: Option<u64>,
 }
@@ -637,21 +670,36 @@ fn prepare_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> Prepare
     }
 }
 
-/// Measures every operation at every concurrency on each store, the stores
-/// taking turns and changing who goes first (small then large, large then
-/// small, ...): the shared cores' speed drifts over minutes, and
-/// back-to-back turns keep that drift out of the large ÷ small ratios.
+/// Measures every operation at every concurrency on each store. The stores
+/// take turns in slices of a measurement (`SCALE_SLICES`, one second each by
+/// default), and change who goes first at every slice (small then large,
+/// large then small, ...): the shared cores' speed drifts, and slices taken
+/// back to back keep that drift out of the large ÷ small ratios.
 fn measure_in_turns(stores: &mut [&mut Prepared], settings: &Settings) {
-    let mut turn = 0;
+    let slice_seconds = settings.seconds / settings.slices as f64;
     for op in [Op::Describe, Op::Update, Op::List] {
         for &clients in &settings.concurrencies {
-            turn += 1;
-            if turn > 1 {
-                stores.reverse();
+            let mut slices: Vec<Vec<Slice>> = stores.iter().map(|_| Vec::new()).collect();
+            for slice in 0..settings.slices {
+                let mut order: Vec<usize> = (0..stores.len()).collect();
+                if slice % 2 == 1 {
+                    order.reverse();
+                }
+                for i in order {
+                    let store = &stores[i];
+                    let pid = store.server.child.id();
+                    slices[i].push(measure_slice(
+                        op,
+                        clients,
+                        slice,
+                        &store.target,
+                        pid,
+                        slice_seconds,
+                    ));
+                }
             }
-            for store in stores.iter_mut() {
-                let pid = store.server.child.id();
-                let m = measure(op, clients, &store.target, pid, settings.seconds);
+            for (store, slices) in stores.iter_mut().zip(slices) {
+                let m = measurement(op, clients, slices);
                 println!(
                     "  {}: {} at concurrency {}: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, peak resident {:.1} MiB, server CPU {:.1} µs per request",
                     store.result.label,
@@ -820,6 +868,7 @@ fn main() {
     );
     let settings = Settings {
         seconds: setting("SCALE_SECONDS", 5) as f64,
+        slices: setting("SCALE_SLICES", 5).max(1) as usize,
         concurrencies: std::env::var("SCALE_CONCURRENCY")
             .unwrap_or_else(|_| "16,64".into())
             .split(',')
@@ -841,8 +890,9 @@ fn main() {
         None => tempfile::tempdir().unwrap(),
     };
     println!(
-        "scale: {} s per measurement, concurrency {:?}, {cores} cores, cache {}, data in {}",
+        "scale: {} s per measurement in {} slices, concurrency {:?}, {cores} cores, cache {}, data in {}",
         settings.seconds,
+        settings.slices,
         settings.concurrencies,
         settings
             .cache_bytes
@@ -890,6 +940,7 @@ fn main() {
         "cores": cores,
         "settings": {
             "seconds_per_measurement": settings.seconds,
+            "slices_per_measurement": settings.slices,
             "concurrency": settings.concurrencies,
             "cache_capacity_bytes": settings.cache_bytes,
             "list_page_size": PAGE,
