@@ -71,6 +71,10 @@ def bucket(thread, frames):
         return "sled I/O threads: thread pool (wake-ups of every idle thread per job, waits)"
     if thread == "group-commit":
         return "group commit thread: flush, fsync"
+    if thread == "log":  # sled's "log flusher" (store.segment_cleaning_interval_ms)
+        if has(frames, "fsync", "sync_all"):
+            return "sled's flush thread: fsync"
+        return "sled's flush thread: log cleaning (moving live pages out of segments)"
     return "other: " + thread
 
 
