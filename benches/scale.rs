@@ -672,19 +672,22 @@ fn prepare_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> Prepare
 
 /// Measures every operation at every concurrency on each store. The stores
 /// take turns in slices of a measurement (`SCALE_SLICES`, one second each by
-/// default), and change who goes first at every slice (small then large,
-/// large then small, ...): the shared cores' speed drifts, and slices taken
-/// back to back keep that drift out of the large ÷ small ratios.
+/// default), and change who goes first at every slice, across measurements
+/// too (small then large, large then small, ...): the shared cores' speed
+/// drifts, and slices taken back to back keep that drift out of the large ÷
+/// small ratios.
 fn measure_in_turns(stores: &mut [&mut Prepared], settings: &Settings) {
     let slice_seconds = settings.seconds / settings.slices as f64;
+    let mut turn = 0usize;
     for op in [Op::Describe, Op::Update, Op::List] {
         for &clients in &settings.concurrencies {
             let mut slices: Vec<Vec<Slice>> = stores.iter().map(|_| Vec::new()).collect();
             for slice in 0..settings.slices {
                 let mut order: Vec<usize> = (0..stores.len()).collect();
-                if slice % 2 == 1 {
+                if turn % 2 == 1 {
                     order.reverse();
                 }
+                turn += 1;
                 for i in order {
                     let store = &stores[i];
                     let pid = store.server.child.id();

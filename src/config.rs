@@ -70,10 +70,10 @@ impl StoreConfig {
     /// sled's flush thread every 20 ms. A store grown through the API took
     /// 5.8x its record bytes on disk without it (4.4x with a token on every
     /// Create), 1.6x (2.0x) every 20 ms, 1.8x every 35 ms and 3.5x every
-    /// 50 ms; durable Updates at 64 clients ran 0-2% slower in eight
-    /// alternating runs. Each run also fsyncs the data file, which the disk
-    /// sees as a flush even when the server is idle (README, "Scale
-    /// benchmark").
+    /// 50 ms; durable Updates at 64 clients ran 2% slower on average over
+    /// eight alternating runs, within the noise. Each run also fsyncs the
+    /// data file, which the disk sees as a flush even when the server is
+    /// idle (README, "Performance").
     pub const DEFAULT_SEGMENT_CLEANING_INTERVAL_MS: u64 = 20;
     /// Every second already cleaned about as little as never (5.7x): a
     /// value above a minute is a mistake. 0 turns the cleaning off.

@@ -74,7 +74,7 @@ def bucket(thread, frames):
     if thread == "log":  # sled's "log flusher" (store.segment_cleaning_interval_ms)
         if has(frames, "fsync", "sync_all"):
             return "sled's flush thread: fsync"
-        return "sled's flush thread: log cleaning (moving live pages out of segments)"
+        return "sled's flush thread: writing out the log buffer, moving live pages out of segments"
     return "other: " + thread
 
 

@@ -191,7 +191,9 @@ impl GroupCommit {
     /// the log (`sync_file_range`), a transaction waits for it as a writer,
     /// and a reader that comes while a writer waits waits too (the lock is
     /// fair). So while this is true, a lookup can wait for the disk; while it
-    /// is false, none can (`Store::lookup`).
+    /// is false, it waits at most for sled's own flush thread (log cleaning,
+    /// `store.segment_cleaning_interval_ms`), which takes the lock as a
+    /// reader too and which this does not see (`Store::lookup`).
     pub fn writes_in_flight(&self) -> bool {
         self.queued.load(Ordering::SeqCst) > 0 || self.flushing.load(Ordering::SeqCst)
     }

@@ -70,8 +70,9 @@ pub struct StoreSettings {
     pub cache_capacity_bytes: u64,
     /// Whether a store created by `Store::open` compresses its pages (`store.compression`).
     pub compression: bool,
-    /// How often sled's flush thread cleans its log while the store serves,
-    /// in milliseconds; 0: never (`store.segment_cleaning_interval_ms`).
+    /// How often sled's flush thread cleans its log in a store opened by
+    /// `Store::open` (the server, `migrate`), in milliseconds; 0: never
+    /// (`store.segment_cleaning_interval_ms`).
     pub segment_cleaning_interval_ms: u64,
 }
 
@@ -206,8 +207,9 @@ fn open_db(
 /// data file; the server's own group commit does not rely on either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SegmentCleaning {
-    /// The thread is off: for the commands that open the store for a moment
-    /// (`check`, `export`, `migrate`), and for a server with
+    /// The thread is off: where the store is opened for a moment (`check`,
+    /// `migrate`'s look at what is pending, the recovery snapshot, import's
+    /// look for existing contents), and in `Store::open` with
     /// `store.segment_cleaning_interval_ms = 0`.
     Off,
     /// The thread runs every so many milliseconds.
