@@ -181,21 +181,25 @@ fn abort(error: impl Into<StoreError>) -> ConflictableTransactionError<StoreErro
 /// sled refuses to open a store with another setting than it was created
 /// with, so an existing one is opened with its own.
 ///
-/// sled's own flush thread is off ([`SegmentCleaning::Off`]).
+/// sled's own flush thread is off: the commands that open a store for a
+/// moment (`check`, `migrate`'s look at what is pending, the recovery
+/// snapshot, import's look for existing contents) have no log to clean.
 fn open_db(
     dir: &Path,
     cache_capacity_bytes: u64,
     compress_new: bool,
 ) -> Result<sled::Db, StoreError> {
-    open_db_cleaning(
-        dir,
-        cache_capacity_bytes,
-        compress_new,
-        SegmentCleaning::Off,
-    )
+    open_db_cleaning(dir, cache_capacity_bytes, compress_new, None)
 }
 
-/// Whether sled's own flush thread runs, which is what cleans sled's log.
+/// How often sled's flush thread runs while `import` writes, in
+/// milliseconds. 200,000 associations came out at 1.96x their record bytes
+/// with the thread every 10 or 20 ms, 2.43x every 100 ms, and 2.54x without
+/// it; a million at 1.7-1.9x (3.4x before the import cleaned, in one pass).
+const IMPORT_SEGMENT_CLEANING_MS: u64 = 10;
+
+/// [`open_db`], with sled's own flush thread every `cleaning_every_ms`
+/// milliseconds (`None`: off), which is what cleans sled's log.
 ///
 /// sled 0.34 appends every write to its log, in 512 KiB segments, and
 /// reuses a segment once nothing in it is live. It moves the live pages out
@@ -205,39 +209,11 @@ fn open_db(
 /// segments it writes, and without the thread the file grows instead.
 /// Each run of the thread also writes out sled's log buffer and fsyncs the
 /// data file; the server's own group commit does not rely on either.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SegmentCleaning {
-    /// The thread is off: where the store is opened for a moment (`check`,
-    /// `migrate`'s look at what is pending, the recovery snapshot, import's
-    /// look for existing contents), and in `Store::open` with
-    /// `store.segment_cleaning_interval_ms = 0`.
-    Off,
-    /// The thread runs every so many milliseconds.
-    Every(u64),
-}
-
-impl SegmentCleaning {
-    /// The server's: `store.segment_cleaning_interval_ms`, 0 for off.
-    fn serving(interval_ms: u64) -> SegmentCleaning {
-        match interval_ms {
-            0 => SegmentCleaning::Off,
-            ms => SegmentCleaning::Every(ms),
-        }
-    }
-}
-
-/// How often sled's flush thread runs while `import` writes, in
-/// milliseconds. 200,000 associations came out at 1.96x their record bytes
-/// with the thread every 10 or 20 ms, 2.43x every 100 ms, and 2.54x without
-/// it; a million at 1.7-1.9x (3.4x before the import cleaned, in one pass).
-const IMPORT_SEGMENT_CLEANING_MS: u64 = 10;
-
-/// [`open_db`], with sled's flush thread on or off.
 fn open_db_cleaning(
     dir: &Path,
     cache_capacity_bytes: u64,
     compress_new: bool,
-    cleaning: SegmentCleaning,
+    cleaning_every_ms: Option<u64>,
 ) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::io("create the data directory", dir, e))?;
@@ -245,10 +221,7 @@ fn open_db_cleaning(
     let db = sled::Config::new()
         .path(dir)
         .cache_capacity(cache_capacity_bytes)
-        .flush_every_ms(match cleaning {
-            SegmentCleaning::Off => None,
-            SegmentCleaning::Every(ms) => Some(ms),
-        })
+        .flush_every_ms(cleaning_every_ms)
         // zstd per page, at level 1, the cheapest (`store.compression`, off
         // by default: it slows durable writes; see the README's Performance).
         .use_compression(if fresh {
@@ -492,8 +465,8 @@ impl Store {
     /// Opens (or creates) the store in `dir`, applies pending migrations and
     /// starts the group commit.
     pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        let cleaning = SegmentCleaning::serving(settings.segment_cleaning_interval_ms);
-        Store::open_cleaning(dir, settings, cleaning)
+        let interval_ms = settings.segment_cleaning_interval_ms;
+        Store::open_cleaning(dir, settings, (interval_ms > 0).then_some(interval_ms))
     }
 
     /// [`Store::open`] for [`Store::import`], with sled cleaning its log
@@ -501,23 +474,19 @@ impl Store {
     /// whatever the settings say. Serve nothing from it: close it, and open
     /// the store again to serve it.
     pub fn open_for_import(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        Store::open_cleaning(
-            dir,
-            settings,
-            SegmentCleaning::Every(IMPORT_SEGMENT_CLEANING_MS),
-        )
+        Store::open_cleaning(dir, settings, Some(IMPORT_SEGMENT_CLEANING_MS))
     }
 
     fn open_cleaning(
         dir: &Path,
         settings: StoreSettings,
-        cleaning: SegmentCleaning,
+        cleaning_every_ms: Option<u64>,
     ) -> Result<Store, StoreError> {
         let db = open_db_cleaning(
             dir,
             settings.cache_capacity_bytes,
             settings.compression,
-            cleaning,
+            cleaning_every_ms,
         )?;
         let trees = Trees::open(&db)?;
         check_identity(&db, &trees.meta, dir)?;
