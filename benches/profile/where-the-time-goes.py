@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sorts the server's CPU samples from `perf` into the parts of a request.
 
-Used for the README's "Where the time goes". Record the server while
+Used for docs/performance.md, "Where the time goes". Record the server while
 `cargo bench --bench load` drives one operation, then read the samples:
 
     LOAD_SECONDS=10 LOAD_CONCURRENCY=64 LOAD_OPS=update cargo bench --bench load &
