@@ -21,6 +21,8 @@ mod check;
 mod commit;
 mod error;
 mod files;
+#[cfg(test)]
+mod golden;
 pub mod keys;
 pub mod migrate;
 mod ops;
