@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::records::{
-    decode, encode, v1, AssociationRecord, ClusterRecord, IndexRecord, Record, SavedResponse,
-    TokenRecord,
+    decode, encode, fingerprint, v1, AssociationRecord, ClusterRecord, IndexRecord, Record,
+    SavedResponse, StatusCode, TokenRecord,
 };
 use crate::domain::{
     Association, AssociationId, AssociationUpdate, AwsIdentity, Cluster, ClusterName,
@@ -181,13 +181,13 @@ fn update_full() -> AssociationUpdate {
 fn v1_cluster(status: ClusterStatus, generation: u64) -> v1::ClusterRecord {
     let c = cluster(status);
     v1::ClusterRecord {
-        name: c.name,
-        role_arn: c.role_arn,
+        name: c.name.to_string(),
+        role_arn: c.role_arn.to_string(),
         version: c.version,
-        tags: c.tags,
-        created_at: c.created_at,
-        status: c.status,
-        activate_at: c.activate_at,
+        tags: c.tags.as_map().clone(),
+        created_at: c.created_at.as_millis(),
+        status: StatusCode::of(c.status),
+        activate_at: c.activate_at.map(Timestamp::as_millis),
         generation,
     }
 }
@@ -195,20 +195,20 @@ fn v1_cluster(status: ClusterStatus, generation: u64) -> v1::ClusterRecord {
 fn v1_association() -> v1::AssociationRecord {
     let a = association_full();
     v1::AssociationRecord {
-        cluster: a.cluster,
-        id: a.id,
-        namespace: a.namespace,
-        service_account: a.service_account,
-        role_arn: a.role_arn,
-        tags: a.tags,
-        created_at: a.created_at,
-        modified_at: a.modified_at,
+        cluster: a.cluster.to_string(),
+        id: a.id.to_string(),
+        namespace: a.namespace.to_string(),
+        service_account: a.service_account.to_string(),
+        role_arn: a.role_arn.to_string(),
+        tags: a.tags.as_map().clone(),
+        created_at: a.created_at.as_millis(),
+        modified_at: a.modified_at.as_millis(),
     }
 }
 
 /// A cluster record as the store keeps it: counter and deletion flag set.
 fn cluster_record(status: ClusterStatus) -> ClusterRecord {
-    let mut record = ClusterRecord::new(cluster(status));
+    let mut record = ClusterRecord::new(&cluster(status));
     record.association_count = 2;
     record.deleting = status == ClusterStatus::Deleting;
     record
@@ -243,25 +243,23 @@ fn cases() -> Vec<(&'static str, String, Vec<u8>)> {
     cases.push((
         "index.1",
         "slot".into(),
-        encode(&IndexRecord {
-            id: id("a-zs0z0lb770bph08d5"),
-        }),
+        encode(&IndexRecord::new(&id("a-zs0z0lb770bph08d5"))),
     ));
     cases.push((
         "token.2",
         "create-cluster".into(),
         encode(&TokenRecord {
-            fingerprint: serde_json::to_vec(&new_cluster()).unwrap(),
-            expires_at: Timestamp::from_millis(1_795_969_869_375),
-            response: SavedResponse::Cluster(ClusterRecord::new(cluster(ClusterStatus::Creating))),
+            fingerprint: fingerprint::create_cluster(&new_cluster()),
+            expires_at: 1_795_969_869_375,
+            response: SavedResponse::Cluster(ClusterRecord::new(&cluster(ClusterStatus::Creating))),
         }),
     ));
     cases.push((
         "token.2",
         "create-association".into(),
         encode(&TokenRecord {
-            fingerprint: new_association_full().fingerprint(),
-            expires_at: Timestamp::from_millis(1_795_969_869_387),
+            fingerprint: fingerprint::create_association(&new_association_full()),
+            expires_at: 1_795_969_869_387,
             response: SavedResponse::Association(AssociationRecord::new(
                 &association_full(),
                 Some(CREATE_TOKEN_KEY.to_vec()),
@@ -272,8 +270,8 @@ fn cases() -> Vec<(&'static str, String, Vec<u8>)> {
         "token.2",
         "update-association".into(),
         encode(&TokenRecord {
-            fingerprint: update_role_only().fingerprint(),
-            expires_at: Timestamp::from_millis(1_795_969_869_536),
+            fingerprint: fingerprint::update_association(&update_role_only()),
+            expires_at: 1_795_969_869_536,
             response: SavedResponse::Association(AssociationRecord::new(
                 &association_minimal(),
                 None,
@@ -292,8 +290,8 @@ fn cases() -> Vec<(&'static str, String, Vec<u8>)> {
         "token.1",
         "create-cluster".into(),
         encode(&v1::TokenRecord {
-            fingerprint: serde_json::to_vec(&new_cluster()).unwrap(),
-            expires_at: Timestamp::from_millis(1_795_969_869_375),
+            fingerprint: fingerprint::create_cluster(&new_cluster()),
+            expires_at: 1_795_969_869_375,
             response: v1::SavedResponse::Cluster(v1_cluster(ClusterStatus::Creating, 1)),
         }),
     ));
@@ -301,40 +299,40 @@ fn cases() -> Vec<(&'static str, String, Vec<u8>)> {
         "token.1",
         "create-association".into(),
         encode(&v1::TokenRecord {
-            fingerprint: new_association_minimal().fingerprint(),
-            expires_at: Timestamp::from_millis(1_795_969_869_387),
+            fingerprint: fingerprint::create_association(&new_association_minimal()),
+            expires_at: 1_795_969_869_387,
             response: v1::SavedResponse::Association(v1_association()),
         }),
     ));
     cases.push((
         "fingerprint",
         "create-cluster".into(),
-        serde_json::to_vec(&new_cluster()).unwrap(),
+        fingerprint::create_cluster(&new_cluster()),
     ));
     cases.push((
         "fingerprint",
         "create-association-minimal".into(),
-        new_association_minimal().fingerprint(),
+        fingerprint::create_association(&new_association_minimal()),
     ));
     cases.push((
         "fingerprint",
         "create-association-full".into(),
-        new_association_full().fingerprint(),
+        fingerprint::create_association(&new_association_full()),
     ));
     cases.push((
         "fingerprint",
         "update-role-only".into(),
-        update_role_only().fingerprint(),
+        fingerprint::update_association(&update_role_only()),
     ));
     cases.push((
         "fingerprint",
         "update-clearing".into(),
-        update_clearing().fingerprint(),
+        fingerprint::update_association(&update_clearing()),
     ));
     cases.push((
         "fingerprint",
         "update-full".into(),
-        update_full().fingerprint(),
+        fingerprint::update_association(&update_full()),
     ));
     cases
 }
