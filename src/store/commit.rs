@@ -196,7 +196,8 @@ impl GroupCommit {
         self.durable().await
     }
 
-    /// Whether a write is queued at the writer thread or running, or a sled
+    /// Whether a write is queued at the writer thread or running, a job
+    /// that queues writes by turns is under way (`writes_coming`), or a sled
     /// flush is under way.
     ///
     /// sled's flush holds its store-wide lock as a reader until the disk has
@@ -205,7 +206,8 @@ impl GroupCommit {
     /// fair). So while this is true, a lookup can wait for the disk; while it
     /// is false, it waits at most for sled's own flush thread (log cleaning,
     /// `store.segment_cleaning_interval_ms`), which takes the lock as a
-    /// reader too and which this does not see (`Store::lookup`).
+    /// reader too and which this does not see, or for a write queued just
+    /// after the look (`Store::lookup`).
     pub fn writes_in_flight(&self) -> bool {
         self.queued.load(Ordering::SeqCst) > 0
             || self.coming.load(Ordering::SeqCst) > 0

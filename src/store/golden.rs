@@ -15,6 +15,7 @@ use super::records::{
     decode, encode, fingerprint, v1, AssociationRecord, ClusterRecord, IndexRecord, Record,
     SavedResponse, StatusCode, TokenRecord,
 };
+use crate::domain::association_fixtures::role;
 use crate::domain::{
     Association, AssociationId, AssociationUpdate, AwsIdentity, Cluster, ClusterName,
     ClusterStatus, ImmutableClaim, Namespace, NewAssociation, NewCluster, RoleArn,
@@ -34,15 +35,6 @@ fn unhex(text: &str) -> Vec<u8> {
 
 fn identity() -> AwsIdentity {
     AwsIdentity::new("us-east-1", "123456789012")
-}
-
-fn role(name: &str) -> RoleArn {
-    RoleArn::parse_in_account(
-        "roleArn",
-        &format!("arn:aws:iam::123456789012:role/{name}"),
-        &identity(),
-    )
-    .unwrap()
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Tags {

@@ -243,6 +243,13 @@ impl Store {
     /// queued until it is done (`writer`), so "no write in flight" holds
     /// for every write there is. A panic in sled comes back as an error
     /// either way.
+    ///
+    /// # Limits
+    /// The look is made once, before the lookup: a write queued a moment
+    /// later can still hold up a lookup that already started on the worker.
+    /// The token sweep, whose removals come one after another, counts as in
+    /// flight for its whole run (`GroupCommit::writes_coming`), so that such
+    /// a moment does not come with each of its batches.
     async fn lookup<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

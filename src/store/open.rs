@@ -64,7 +64,7 @@ fn open_db_cleaning(
         .cache_capacity(cache_capacity_bytes)
         .flush_every_ms(cleaning_every_ms)
         // zstd per page, at level 1, the cheapest (`store.compression`, off
-        // by default: it slows durable writes; see the README's Performance).
+        // by default: it slows durable writes; docs/performance.md).
         .use_compression(if fresh {
             compress_new
         } else {
@@ -116,10 +116,10 @@ fn open_db_cleaning(
 ///
 /// sled 0.34 writes that snapshot only when it opens a store, and at every
 /// open replays its log from the last one. Without this, the first start
-/// after a million-association import, or after a long run, replays all
-/// that was written since the store was last opened: about a second per
-/// million writes, spent before the server answers. Nothing is written that
-/// a crash could lose: the records are already on disk.
+/// after a large import, or after a long run, replays all that was written
+/// since the store was last opened, in time that grows with the writes,
+/// spent before the server answers. Nothing is written that a crash could
+/// lose: the records are already on disk.
 pub fn write_recovery_snapshot(dir: &Path, cache_capacity_bytes: u64) -> Result<(), StoreError> {
     // sled's threads let go of the data file a moment after its last handle
     // is dropped; its epoch collector may still hold the file until flushed.
