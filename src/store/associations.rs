@@ -167,7 +167,7 @@ fn not_found(cluster: &ClusterName, id: &AssociationId) -> DomainError {
 }
 
 impl Tx<'_> {
-    fn association(
+    fn association_record(
         &self,
         cluster: &ClusterName,
         id: &AssociationId,
@@ -201,7 +201,7 @@ impl Inner {
         let index_key =
             keys::association_index(cluster, &request.namespace, &request.service_account);
         if let Some(idem) = idempotency {
-            tx.cluster(cluster)?;
+            tx.cluster_record(cluster)?;
             match idem.replay(tx, cluster, now)? {
                 Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
                 Some(_) => return Err(wrong_saved_answer()),
@@ -309,8 +309,8 @@ impl Inner {
         idempotency: Option<&Idempotency>,
         now: Timestamp,
     ) -> TxResult<Association> {
-        let cluster_record = tx.cluster(cluster)?;
-        let record = tx.association(cluster, id)?;
+        let cluster_record = tx.cluster_record(cluster)?;
+        let record = tx.association_record(cluster, id)?;
         if let Some(idem) = idempotency {
             match idem.replay(tx, cluster, now)? {
                 Some(SavedResponse::Association(saved)) => return Ok(saved.into()),
@@ -361,7 +361,7 @@ impl Inner {
         now: Timestamp,
     ) -> TxResult<Association> {
         let mut cluster_record = tx.writable_cluster(cluster, self, now)?;
-        let record = tx.association(cluster, id)?;
+        let record = tx.association_record(cluster, id)?;
         // The create token, unless it expired and was since reused by
         // another association: then it is that one's now. Read before the
         // first write, like every check (`writer`).

@@ -121,7 +121,7 @@ pub(super) fn ensure_writable(
 }
 
 impl Tx<'_> {
-    pub(super) fn cluster(&self, name: &ClusterName) -> TxResult<ClusterRecord> {
+    pub(super) fn cluster_record(&self, name: &ClusterName) -> TxResult<ClusterRecord> {
         self.clusters.record(keys::cluster(name), || {
             DomainError::ClusterNotFound(name.clone())
         })
@@ -134,7 +134,7 @@ impl Tx<'_> {
         inner: &Inner,
         now: Timestamp,
     ) -> TxResult<ClusterRecord> {
-        let record = self.cluster(name)?;
+        let record = self.cluster_record(name)?;
         ensure_writable(&record, inner, now)?;
         Ok(record)
     }
@@ -222,7 +222,7 @@ impl Inner {
 
     /// DeleteCluster's first step: the cluster is DELETING, and takes no new key.
     fn mark_deleting_tx(&self, tx: &Tx<'_>, name: &ClusterName) -> TxResult<Cluster> {
-        let mut record = tx.cluster(name)?;
+        let mut record = tx.cluster_record(name)?;
         let mut cluster = record.to_cluster();
         cluster.set_status(ClusterStatus::Deleting);
         record.set_status_from(&cluster);
@@ -263,7 +263,7 @@ impl Inner {
         name: &ClusterName,
         status: ClusterStatus,
     ) -> TxResult<Cluster> {
-        let mut record = tx.cluster(name)?;
+        let mut record = tx.cluster_record(name)?;
         let mut cluster = record.to_cluster();
         cluster.set_status(status);
         record.set_status_from(&cluster);

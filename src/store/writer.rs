@@ -213,11 +213,13 @@ impl Writer {
     {
         let commit = Arc::clone(&self.commit);
         self.send(Job::Alone(Box::new(move |writing| {
-            let _queued = queued;
             let result = job(writing);
             if result.is_ok() {
                 commit.note_write();
             }
+            // No longer in flight once counted, and before the caller hears
+            // of it: a lookup it makes next runs as after any write.
+            drop(queued);
             answer(result);
         })))
     }
@@ -321,13 +323,22 @@ where
     }
 
     fn answer(self: Box<Self>) {
-        let outcome = self.outcome.into_inner().unwrap_or_else(|| {
+        let GroupedWrite {
+            outcome,
+            answer,
+            _queued: queued,
+            ..
+        } = *self;
+        let outcome = outcome.into_inner().unwrap_or_else(|| {
             Err(StoreError::Internal(
                 "a write was never run by its transaction".into(),
             ))
         });
+        // Counted already (`run_group`); no longer in flight before the
+        // caller hears of it.
+        drop(queued);
         // The caller may have gone (its client hung up): the write stands.
-        let _ = self.answer.send(outcome);
+        let _ = answer.send(outcome);
     }
 }
 
