@@ -83,19 +83,24 @@ impl Store {
             .await
     }
 
-    /// Completes deletions a crash interrupted. Runs at open, before any request.
+    /// Completes deletions a crash interrupted. Runs at open, before any
+    /// request; the writer thread runs nothing when there is none.
     pub(super) fn finish_deletions(&self) -> Result<(), StoreError> {
-        self.write_blocking(|s, writing| {
-            for entry in s.trees.clusters.iter() {
-                let (_, bytes) = entry?;
-                let record: ClusterRecord = decode(&bytes)?;
-                if record.deleting {
-                    log::info!(
-                        "finishing the deletion of cluster {} that a restart interrupted",
-                        record.name
-                    );
-                    s.remove_deleted_cluster(writing, &record.name())?;
-                }
+        let mut deleting = Vec::new();
+        for entry in self.inner.trees.clusters.iter() {
+            let (_, bytes) = entry?;
+            let record: ClusterRecord = decode(&bytes)?;
+            if record.deleting {
+                deleting.push(record.name());
+            }
+        }
+        if deleting.is_empty() {
+            return Ok(());
+        }
+        self.write_blocking(move |s, writing| {
+            for name in &deleting {
+                log::info!("finishing the deletion of cluster {name} that a restart interrupted");
+                s.remove_deleted_cluster(writing, name)?;
             }
             Ok(())
         })
