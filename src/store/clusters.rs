@@ -276,3 +276,64 @@ impl Inner {
         Ok(cluster)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::association_fixtures::{new_association, role};
+    use crate::domain::Tags;
+    use crate::store::tests::{open, runtime};
+    use crate::store::StoreSettings;
+
+    #[test]
+    fn a_deletion_cut_short_after_its_first_step_is_finished_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let name = ClusterName::parse("name", "c1").unwrap();
+        let now = Timestamp::now();
+        let rt = runtime();
+        let request = NewCluster {
+            name: name.clone(),
+            role_arn: role("eks"),
+            version: "1.31".into(),
+            tags: Tags::default(),
+        };
+        rt.block_on(store.create_cluster(request, None, now))
+            .unwrap();
+        let token = ClientRequestToken::parse("create-1").unwrap();
+        rt.block_on(store.create_association(name.clone(), new_association(), Some(token), now))
+            .unwrap();
+        // DeleteCluster's first step only, as if the server stopped after it.
+        let marked = {
+            let name = name.clone();
+            rt.block_on(
+                store.write(move |s, writing| writing.transact(|tx| s.mark_deleting_tx(tx, &name))),
+            )
+            .unwrap()
+        };
+        assert_eq!(marked.status, ClusterStatus::Deleting);
+        store.close().unwrap();
+        drop(store);
+
+        // sled's threads let go of its lock a moment after the last handle.
+        let started = std::time::Instant::now();
+        let store = loop {
+            match Store::open(dir.path(), StoreSettings::for_tests()) {
+                Err(StoreError::Locked { .. }) if started.elapsed().as_secs() < 10 => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                opened => break opened.unwrap(),
+            }
+        };
+        let trees = &store.inner.trees;
+        for (tree, what) in [
+            (&trees.clusters, "cluster"),
+            (&trees.associations, "association"),
+            (&trees.index, "index entry"),
+            (&trees.tokens, "token"),
+        ] {
+            assert!(tree.is_empty(), "a {what} of the deleted cluster is left");
+        }
+        store.close().unwrap();
+    }
+}
