@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::records::{
     decode, encode, fingerprint, v1, AssociationRecord, ClusterRecord, IndexRecord, Record,
-    SavedResponse, StatusCode, TokenRecord,
+    SavedResponse, TokenRecord,
 };
 use crate::domain::association_fixtures::role;
 use crate::domain::{
@@ -170,31 +170,33 @@ fn update_full() -> AssociationUpdate {
     }
 }
 
+/// Schema 1's records held the same values as today's, minus the members
+/// added since.
 fn v1_cluster(status: ClusterStatus, generation: u64) -> v1::ClusterRecord {
-    let c = cluster(status);
+    let c = ClusterRecord::new(&cluster(status));
     v1::ClusterRecord {
-        name: c.name.to_string(),
-        role_arn: c.role_arn.to_string(),
+        name: c.name,
+        role_arn: c.role_arn,
         version: c.version,
-        tags: c.tags.as_map().clone(),
-        created_at: c.created_at.as_millis(),
-        status: StatusCode::of(c.status),
-        activate_at: c.activate_at.map(Timestamp::as_millis),
+        tags: c.tags,
+        created_at: c.created_at,
+        status: c.status,
+        activate_at: c.activate_at,
         generation,
     }
 }
 
 fn v1_association() -> v1::AssociationRecord {
-    let a = association_full();
+    let a = AssociationRecord::new(&association_full(), None);
     v1::AssociationRecord {
-        cluster: a.cluster.to_string(),
-        id: a.id.to_string(),
-        namespace: a.namespace.to_string(),
-        service_account: a.service_account.to_string(),
-        role_arn: a.role_arn.to_string(),
-        tags: a.tags.as_map().clone(),
-        created_at: a.created_at.as_millis(),
-        modified_at: a.modified_at.as_millis(),
+        cluster: a.cluster,
+        id: a.id,
+        namespace: a.namespace,
+        service_account: a.service_account,
+        role_arn: a.role_arn,
+        tags: a.tags,
+        created_at: a.created_at,
+        modified_at: a.modified_at,
     }
 }
 
