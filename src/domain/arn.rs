@@ -130,6 +130,11 @@ const MAX_ROLE_NAME: usize = 64;
 const MAX_ROLE_PATH: usize = 512;
 
 impl RoleArn {
+    /// A role the store wrote, which was parsed before it was stored.
+    pub(crate) fn from_stored(value: String) -> Self {
+        RoleArn(value)
+    }
+
     /// Parses a role that must live in the server's own partition and account,
     /// as EKS requires of `roleArn` (the role is passed to the cluster's account).
     pub fn parse_in_account(

@@ -9,6 +9,11 @@ use super::{
 pub struct SessionPolicy(String);
 
 impl SessionPolicy {
+    /// A policy the store wrote, which was parsed before it was stored.
+    pub(crate) fn from_stored(value: String) -> Self {
+        SessionPolicy(value)
+    }
+
     pub const MAX_CHARS: usize = 2048;
 
     pub fn parse(value: &str) -> Result<Self, DomainError> {
@@ -49,23 +54,17 @@ fn check_policy_needs_disabled_session_tags(
     Ok(())
 }
 
-/// What CreatePodIdentityAssociation asks for, validated.
-///
-/// Serialized only for its fingerprint (see `fingerprint`). Members added
-/// after schema 1 are left out when unset, so a request that does not use
-/// them has the fingerprint it had then, and a client request token saved
-/// before an upgrade still matches its retry after it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// What CreatePodIdentityAssociation asks for, validated. (The store keeps
+/// a fingerprint of it with a client request token, in an encoding of its
+/// own: `store::records::fingerprint`.)
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAssociation {
     pub namespace: Namespace,
     pub service_account: ServiceAccountName,
     pub role_arn: RoleArn,
     pub tags: Tags,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub disable_session_tags: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_role_arn: Option<RoleArn>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<SessionPolicy>,
 }
 
@@ -90,7 +89,7 @@ pub struct Association {
 /// A value an Update request gave for a member that can never change. It is
 /// accepted when equal to the stored one, so clients that echo the whole
 /// association back keep working.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ImmutableClaim {
     ClusterName(String),
     AssociationId(String),
@@ -104,32 +103,13 @@ pub enum ImmutableClaim {
 
 /// What UpdatePodIdentityAssociation asks for, validated. `None` leaves a
 /// member as it is; `Some(None)` clears an optional one (sent as `""`).
-/// Members added after schema 1 are left out of the fingerprint when unset,
-/// as for `NewAssociation`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssociationUpdate {
     pub role_arn: Option<RoleArn>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_session_tags: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_role_arn: Option<Option<RoleArn>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Option<SessionPolicy>>,
     pub claims: Vec<ImmutableClaim>,
-}
-
-impl AssociationUpdate {
-    /// The request's parameters as bytes, to tell a retry (same bytes) from a
-    /// different request that reuses a `clientRequestToken`.
-    pub fn fingerprint(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an update always serializes")
-    }
-}
-
-impl NewAssociation {
-    pub fn fingerprint(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a create request always serializes")
-    }
 }
 
 impl Association {

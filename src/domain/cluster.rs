@@ -75,7 +75,7 @@ pub fn parse_kubernetes_version(member: &str, value: &str) -> Result<String, Dom
 }
 
 /// What CreateCluster asks for, validated.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCluster {
     pub name: ClusterName,
     pub role_arn: RoleArn,

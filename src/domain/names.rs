@@ -15,6 +15,17 @@ fn invalid(message: String) -> DomainError {
 }
 
 macro_rules! string_newtype {
+    ($name:ident, stored) => {
+        string_newtype!($name);
+
+        impl $name {
+            /// A value the store wrote, which was parsed before it was
+            /// stored: trusted, not checked again on every read.
+            pub(crate) fn from_stored(value: String) -> Self {
+                $name(value)
+            }
+        }
+    };
     ($name:ident) => {
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -42,7 +53,7 @@ macro_rules! string_newtype {
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub struct ClusterName(String);
-string_newtype!(ClusterName);
+string_newtype!(ClusterName, stored);
 
 impl ClusterName {
     pub fn parse(member: &str, value: &str) -> Result<Self, DomainError> {
@@ -76,7 +87,7 @@ fn is_dns_label(label: &str) -> bool {
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub struct Namespace(String);
-string_newtype!(Namespace);
+string_newtype!(Namespace, stored);
 
 impl Namespace {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
@@ -98,7 +109,7 @@ impl Namespace {
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub struct ServiceAccountName(String);
-string_newtype!(ServiceAccountName);
+string_newtype!(ServiceAccountName, stored);
 
 impl ServiceAccountName {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
@@ -119,7 +130,7 @@ impl ServiceAccountName {
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub struct AssociationId(String);
-string_newtype!(AssociationId);
+string_newtype!(AssociationId, stored);
 
 const ID_ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const ID_RANDOM_CHARS: usize = 17;
@@ -192,6 +203,11 @@ impl ClientRequestToken {
 pub struct Tags(BTreeMap<String, String>);
 
 impl Tags {
+    /// Tags the store wrote, which were parsed before they were stored.
+    pub(crate) fn from_stored(tags: BTreeMap<String, String>) -> Self {
+        Tags(tags)
+    }
+
     pub const MAX_TAGS: usize = 50;
     pub const MAX_KEY_CHARS: usize = 128;
     pub const MAX_VALUE_CHARS: usize = 256;

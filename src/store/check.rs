@@ -11,9 +11,10 @@ use std::path::Path;
 
 use super::keys;
 use super::migrate::{self, LATEST};
+use super::open::{open_db, read_identity};
 use super::records::{decode, AssociationRecord, ClusterRecord, IndexRecord, TokenRecord};
-use super::{open_db, read_identity, StoreError, Trees};
-use crate::domain::{AssociationId, ClusterName, Timestamp};
+use super::{StoreError, Trees};
+use crate::domain::{Association, AssociationId, ClusterName, Timestamp};
 
 /// What `check` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,7 +154,7 @@ fn check_clusters(trees: &Trees, report: &mut CheckReport) -> Result<Clusters, S
                 continue;
             }
         };
-        if keys::cluster(&record.name) != *key {
+        if keys::cluster(&record.name()) != *key {
             report.problems.push(format!(
                 "the cluster record under key {shown} is for cluster {}",
                 record.name
@@ -193,6 +194,7 @@ fn check_associations(
                 continue;
             }
         };
+        let record = Association::from(record);
         let label = format!(
             "association {}/{} (namespace {}, service account {})",
             record.cluster, record.id, record.namespace, record.service_account
@@ -250,7 +252,7 @@ fn check_index(
         report.index_entries += 1;
         let shown = keys::shown(&key);
         let id = match decode::<IndexRecord>(&bytes) {
-            Ok(record) => record.id,
+            Ok(record) => record.id(),
             Err(e) => {
                 report.problems.push(format!("index entry {shown}: {e}"));
                 continue;
@@ -312,7 +314,7 @@ fn check_tokens(
             ));
         }
         match decode::<TokenRecord>(&bytes) {
-            Ok(token) if token.expires_at <= now => report.expired_tokens += 1,
+            Ok(token) if token.expires_at() <= now => report.expired_tokens += 1,
             Ok(_) => {}
             Err(e) => report.problems.push(format!("token {shown}: {e}")),
         }

@@ -66,6 +66,15 @@ fn log_acknowledgement(target: u64) {
     log::trace!(target: "pod_identity_store::durability", "acknowledging writes up to {target}");
 }
 
+/// A job that will queue writes (`GroupCommit::writes_coming`).
+pub struct WritesComing(Arc<GroupCommit>);
+
+impl Drop for WritesComing {
+    fn drop(&mut self) {
+        self.0.coming.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A write transaction on its way (`GroupCommit::queue_write`).
 pub struct QueuedWrite(Arc<GroupCommit>);
 
@@ -88,6 +97,8 @@ pub struct GroupCommit {
     written: AtomicU64,
     /// Write transactions handed to the writer thread and not finished yet.
     queued: AtomicU64,
+    /// Jobs that will queue writes between their reads (`writes_coming`).
+    coming: AtomicU64,
     /// A sled flush is under way (`writes_in_flight`).
     flushing: AtomicBool,
     requests: Mutex<Requests>,
@@ -106,9 +117,10 @@ impl GroupCommit {
         let files = DataFiles::open(dir)
             .map_err(|e| StoreError::io("open the store's data file", dir, e))?;
         let commit = Arc::new(GroupCommit {
-            base: super::commit_seq(&meta)?,
+            base: super::open::commit_seq(&meta)?,
             written: AtomicU64::new(0),
             queued: AtomicU64::new(0),
+            coming: AtomicU64::new(0),
             flushing: AtomicBool::new(false),
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
@@ -184,7 +196,8 @@ impl GroupCommit {
         self.durable().await
     }
 
-    /// Whether a write is queued at the writer thread or running, or a sled
+    /// Whether a write is queued at the writer thread or running, a job
+    /// that queues writes by turns is under way (`writes_coming`), or a sled
     /// flush is under way.
     ///
     /// sled's flush holds its store-wide lock as a reader until the disk has
@@ -193,9 +206,27 @@ impl GroupCommit {
     /// fair). So while this is true, a lookup can wait for the disk; while it
     /// is false, it waits at most for sled's own flush thread (log cleaning,
     /// `store.segment_cleaning_interval_ms`), which takes the lock as a
-    /// reader too and which this does not see (`Store::lookup`).
+    /// reader too and which this does not see, or for a write queued just
+    /// after the look (`Store::lookup`).
     pub fn writes_in_flight(&self) -> bool {
-        self.queued.load(Ordering::SeqCst) > 0 || self.flushing.load(Ordering::SeqCst)
+        self.queued.load(Ordering::SeqCst) > 0
+            || self.coming.load(Ordering::SeqCst) > 0
+            || self.flushing.load(Ordering::SeqCst)
+    }
+
+    /// Counts a job that reads and queues writes by turns (the token sweep)
+    /// as a write in flight for as long as the returned guard lives, also
+    /// while it reads.
+    ///
+    /// A lookup that started on an HTTP worker while nothing was in flight
+    /// can still meet a transaction queued a moment later, and then waits
+    /// for it. For the sweep's removals, which come one after another, that
+    /// moment would come with every batch; counted from the start, the
+    /// sweep leaves no such gap. The flusher does not wait for these (unlike
+    /// `queue_write`): each write the job queues is counted on its own.
+    pub fn writes_coming(self: &Arc<Self>) -> WritesComing {
+        self.coming.fetch_add(1, Ordering::SeqCst);
+        WritesComing(Arc::clone(self))
     }
 
     /// Write transactions handed to the writer thread and not finished yet.

@@ -3,6 +3,13 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::DomainError;
 
+/// What went wrong in the store.
+///
+/// A variant with a cause (an I/O error, sled's error) shows it in its
+/// message, so that a start-up or command-line failure that prints only the
+/// message still says what the OS or sled said ("No space left on device").
+/// None of them also returns it as `source()`: a log that prints the whole
+/// chain then prints each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The request broke a rule of the service; nothing was written.
@@ -66,15 +73,15 @@ pub enum StoreError {
     #[error("a stored record is damaged: {0}")]
     Corrupt(String),
 
-    #[error("could not {action} at {path}: {source}")]
+    #[error("could not {action} at {path}: {cause}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
 
-    #[error("the storage engine failed")]
-    Engine(#[from] sled::Error),
+    #[error("the storage engine failed: {0}")]
+    Engine(sled::Error),
 
     /// A flush or fsync failed; the write may not be on disk.
     #[error("the write could not be made durable: {0}")]
@@ -84,12 +91,65 @@ pub enum StoreError {
     Internal(String),
 }
 
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        StoreError::Engine(error)
+    }
+}
+
 impl StoreError {
-    pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+    pub fn io(action: &'static str, path: &Path, cause: io::Error) -> Self {
         StoreError::Io {
             action,
             path: path.to_owned(),
-            source,
+            cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    /// The message and every `source()` after it, as the server logs them.
+    fn chain(error: &StoreError) -> String {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        chain
+    }
+
+    fn disk_full() -> io::Error {
+        io::Error::from_raw_os_error(28)
+    }
+
+    #[test]
+    fn an_io_error_names_its_cause_once_in_the_logged_chain() {
+        let error = StoreError::io("fsync the directory", Path::new("/data"), disk_full());
+        let logged = chain(&error);
+        assert_eq!(
+            logged.matches("No space left on device").count(),
+            1,
+            "{logged}"
+        );
+        assert!(
+            logged.starts_with("could not fsync the directory at /data: "),
+            "{logged}"
+        );
+    }
+
+    #[test]
+    fn a_storage_engine_failure_says_what_sled_said() {
+        let error = StoreError::from(sled::Error::Io(disk_full()));
+        let shown = error.to_string();
+        assert!(shown.starts_with("the storage engine failed: "), "{shown}");
+        assert!(shown.contains("No space left on device"), "{shown}");
+        assert_eq!(chain(&error).matches("No space left on device").count(), 1);
     }
 }

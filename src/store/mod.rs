@@ -1,10 +1,18 @@
 //! The durable store: the only module that talks to sled.
 //!
 //! Layout (names in `keys`): one tree per kind of record, all keyed so that a
-//! cluster's records form one key range. Every change that touches several
-//! keys is made in one sled transaction over all trees (which writes queued
-//! together may share: `writer`), and every write is answered only after the
-//! group commit (`commit`) made it durable.
+//! cluster's records form one key range; the bytes of each record are the
+//! store's own (`records`). Every change that touches several keys is made
+//! in one sled transaction over all trees, run by the one writer thread
+//! (which writes queued together may share: `writer`), and every write is
+//! answered only after the group commit (`commit`) made it durable.
+//!
+//! One file per resource (`clusters`, `associations`, `tags`, `tokens`, with
+//! `idempotency` for client request tokens): each holds the async methods of
+//! `Store` that the API calls and, beside them, the bodies they run. A body
+//! that runs in a transaction is named `*_tx`, one that reads outside any
+//! transaction `read_*`, so that no body shares the name of the method that
+//! queues it.
 //!
 //! # Limits
 //! - sled 0.34.7 runs transactions one at a time (a global lock), and a
@@ -16,47 +24,43 @@
 //!   run, so a consistent copy of several trees (the export) stops every
 //!   write transaction for as long as it copies them (`Inner::writers`).
 
-mod backup;
+mod associations;
 mod check;
+mod clusters;
 mod commit;
 mod error;
 mod files;
+#[cfg(test)]
+mod golden;
+mod idempotency;
 pub mod keys;
 pub mod migrate;
-mod ops;
+mod open;
 pub mod records;
+mod snapshot;
+mod tags;
+mod tokens;
+mod tx;
 mod writer;
 
-use std::cell::Cell;
-use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::{IVec, Transactional};
-
-pub use backup::{contents, Imported, Snapshot, StoreContents};
+pub use associations::AssociationFilter;
 pub use check::{check, CheckReport};
-pub use commit::CommitStats;
-
-/// See `Store::health`.
-pub struct Health(Arc<GroupCommit>);
-
-impl Health {
-    pub fn is_writable(&self) -> bool {
-        self.0.is_healthy()
-    }
-}
 pub use error::StoreError;
-pub use ops::{AssociationFilter, ListPage, StoreStats, SweepCursor};
+pub use open::{stored_compressed, write_recovery_snapshot};
+pub use snapshot::{contents, Imported, Snapshot, StoreContents};
+pub use tokens::SweepCursor;
 
 use crate::domain::{AwsIdentity, ClusterStatus};
 use commit::GroupCommit;
-use writer::Writer;
+use records::{decode, ClusterRecord};
+use tx::{Tx, TxResult};
+use writer::{Writer, Writing};
 
 /// The rules the store applies inside its transactions.
 #[derive(Debug, Clone)]
@@ -74,6 +78,32 @@ pub struct StoreSettings {
     /// `Store::open` (the server, `migrate`), in milliseconds; 0: never
     /// (`store.segment_cleaning_interval_ms`).
     pub segment_cleaning_interval_ms: u64,
+}
+
+#[cfg(test)]
+impl StoreSettings {
+    /// The server's default rules, for the store's own tests.
+    pub(crate) fn for_tests() -> Self {
+        StoreSettings {
+            identity: AwsIdentity::new("us-east-1", "123456789012"),
+            writable_states: vec![ClusterStatus::Active, ClusterStatus::Updating],
+            token_ttl_seconds: 86_400,
+            activation_delay_ms: 0,
+            associations_per_cluster: 5_000,
+            cache_capacity_bytes: 64 << 20,
+            compression: false,
+            segment_cleaning_interval_ms: 0,
+        }
+    }
+}
+
+/// See `Store::health`.
+pub struct Health(Arc<GroupCommit>);
+
+impl Health {
+    pub fn is_writable(&self) -> bool {
+        self.0.is_healthy()
+    }
 }
 
 /// A handle to the open store; cheap to clone.
@@ -109,422 +139,41 @@ struct Inner {
     trees: Trees,
     commit: Arc<GroupCommit>,
     flusher: Mutex<Option<JoinHandle<()>>>,
-    /// Runs the write transactions.
+    /// Runs every write transaction.
     writer: Writer,
     settings: StoreSettings,
     page_token_secret: [u8; 16],
-    /// Every write transaction holds this shared (`transact`); a snapshot
-    /// holds it exclusively while it copies the trees, so that it sees the
-    /// store between two transactions and never in the middle of a scan
-    /// that a transaction changed under it.
+    /// Every write transaction holds this shared (`writer::transact`); a
+    /// snapshot holds it exclusively while it copies the trees, so that it
+    /// sees the store between two transactions and never in the middle of a
+    /// scan that a transaction changed under it.
     writers: Arc<RwLock<()>>,
 }
 
-/// The trees as seen inside one transaction.
-struct Tx<'a> {
-    clusters: TxTree<'a>,
-    associations: TxTree<'a>,
-    index: TxTree<'a>,
-    tokens: TxTree<'a>,
-    writes: &'a Cell<u64>,
+/// One page of a listing and whether more follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    pub more: bool,
 }
 
-impl Tx<'_> {
-    /// How many inserts and removals this transaction has made so far.
-    fn writes(&self) -> u64 {
-        self.writes.get()
-    }
-}
-
-/// One tree inside a transaction. It counts the writes made through it, so
-/// that the writer thread can tell a write that was refused before it
-/// changed anything from one refused halfway (see `writer`).
-struct TxTree<'a> {
-    tree: &'a TransactionalTree,
-    writes: &'a Cell<u64>,
-}
-
-type TxTreeResult = Result<Option<IVec>, UnabortableTransactionError>;
-
-impl TxTree<'_> {
-    fn get(&self, key: impl AsRef<[u8]>) -> TxTreeResult {
-        self.tree.get(key)
-    }
-
-    fn insert(&self, key: impl AsRef<[u8]> + Into<IVec>, value: impl Into<IVec>) -> TxTreeResult {
-        self.writes.set(self.writes.get() + 1);
-        self.tree.insert(key, value)
-    }
-
-    fn remove(&self, key: impl AsRef<[u8]> + Into<IVec>) -> TxTreeResult {
-        self.writes.set(self.writes.get() + 1);
-        self.tree.remove(key)
-    }
-}
-
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
-/// Ends a transaction without writing anything.
-fn abort(error: impl Into<StoreError>) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(error.into())
-}
-
-/// Opens sled in `dir`, creating the directory and the store when missing.
-/// Does not run migrations.
-///
-/// `cache_capacity_bytes` bounds sled's page cache, which is most of the
-/// server's resident memory on a large store: sled keeps pages it has read
-/// until the cache is full (its default is 1 GiB), so a store larger than
-/// the cache keeps the cache full once its pages have been read.
-///
-/// A store created here compresses its pages when `compress_new` says so;
-/// sled refuses to open a store with another setting than it was created
-/// with, so an existing one is opened with its own.
-///
-/// sled's own flush thread is off: the commands that open a store for a
-/// moment (`check`, `migrate`'s look at what is pending, the recovery
-/// snapshot, import's look for existing contents) have no log to clean.
-fn open_db(
-    dir: &Path,
-    cache_capacity_bytes: u64,
-    compress_new: bool,
-) -> Result<sled::Db, StoreError> {
-    open_db_cleaning(dir, cache_capacity_bytes, compress_new, None)
-}
-
-/// How often sled's flush thread runs while `import` writes, in
-/// milliseconds. 200,000 associations came out at 1.96x their record bytes
-/// with the thread every 10 or 20 ms, 2.43x every 100 ms, and 2.54x without
-/// it; a million at 1.7-1.9x (3.4x before the import cleaned, in one pass).
-const IMPORT_SEGMENT_CLEANING_MS: u64 = 10;
-
-/// [`open_db`], with sled's own flush thread every `cleaning_every_ms`
-/// milliseconds (`None`: off), which is what cleans sled's log.
-///
-/// sled 0.34 appends every write to its log, in 512 KiB segments, and
-/// reuses a segment once nothing in it is live. It moves the live pages out
-/// of a segment that is at most half live from that thread, and otherwise
-/// only one page each time a writer rewrites a node, which does not keep up
-/// with a stream of inserts: each leaves old versions of nodes in the
-/// segments it writes, and without the thread the file grows instead.
-/// Each run of the thread also writes out sled's log buffer and fsyncs the
-/// data file; the server's own group commit does not rely on either.
-fn open_db_cleaning(
-    dir: &Path,
-    cache_capacity_bytes: u64,
-    compress_new: bool,
-    cleaning_every_ms: Option<u64>,
-) -> Result<sled::Db, StoreError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StoreError::io("create the data directory", dir, e))?;
-    let fresh = !dir.join("db").exists();
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_capacity_bytes)
-        .flush_every_ms(cleaning_every_ms)
-        // zstd per page, at level 1, the cheapest (`store.compression`, off
-        // by default: it slows durable writes; see the README's Performance).
-        .use_compression(if fresh {
-            compress_new
-        } else {
-            stored_compressed(dir)
-        })
-        .compression_factor(1)
-        .open()
-        .map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked {
-                    dir: dir.to_owned(),
-                }
-            }
-            sled::Error::Io(io) => StoreError::io("open the store", dir, io),
-            // sled's message says no more than "corrupted data at offset None".
-            sled::Error::Corruption { .. } => StoreError::Damaged {
-                dir: dir.to_owned(),
-                detail: "its data file is damaged, or shorter than sled's recovery snapshot of it \
-                         (was it truncated, overwritten or replaced by an older copy?), or its \
-                         `conf` file no longer matches it; restore the data directory from a \
-                         backup, or move it away to start with an empty store"
-                    .into(),
-            },
-            sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => StoreError::Damaged {
-                dir: dir.to_owned(),
-                detail: e.to_string(),
-            },
-            other => StoreError::Engine(other),
-        })?;
-    if fresh {
-        // sled does not fsync its `conf`, which says whether the store is
-        // compressed: lost, the store would be opened with the wrong setting.
-        let conf = dir.join("conf");
-        File::open(&conf)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| StoreError::io("fsync sled's settings file", &conf, e))?;
-        // The new files' directory entries must survive a power cut too.
-        sync_dir(dir)?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
-    }
-    Ok(db)
-}
-
-/// Opens the closed store in `dir` once more and closes it, so that sled
-/// writes its recovery snapshot. Call it after the last `Store` handle of a
-/// closed store was dropped (at the end of an import or of a clean stop).
-///
-/// sled 0.34 writes that snapshot only when it opens a store, and at every
-/// open replays its log from the last one. Without this, the first start
-/// after a million-association import, or after a long run, replays all
-/// that was written since the store was last opened: about a second per
-/// million writes, spent before the server answers. Nothing is written that
-/// a crash could lose: the records are already on disk.
-pub fn write_recovery_snapshot(dir: &Path, cache_capacity_bytes: u64) -> Result<(), StoreError> {
-    // sled's threads let go of the data file a moment after its last handle
-    // is dropped; its epoch collector may still hold the file until flushed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        sled::pin().flush();
-        match open_db(dir, cache_capacity_bytes, false) {
-            Ok(db) => {
-                drop(db);
-                return Ok(());
-            }
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Whether the store in `dir` was created with compression (sled's `conf`
-/// file, written at creation, says `use_compression: true`). sled opens a
-/// store only with the setting it was created with.
-pub fn stored_compressed(dir: &Path) -> bool {
-    std::fs::read(dir.join("conf")).is_ok_and(|conf| {
-        conf.windows(b"use_compression: true".len())
-            .any(|w| w == b"use_compression: true")
-    })
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("fsync the directory", dir, e))
-}
-
-/// The file beside sled's that names the store (`keys::META_STORE_ID` holds
-/// the same ID inside it).
-const STORE_ID_FILE: &str = "store-id";
-
-/// Refuses a data directory whose sled file lost what it held.
-///
-/// sled recovers from a torn log by dropping the damaged tail, so a data file
-/// that was truncated, zeroed or replaced opens as an *empty* store, and a
-/// server would quietly serve nothing. The store's ID lives both in sled and
-/// in a file beside it; when the file names a store that sled no longer
-/// holds, the data is gone and the server must not start.
-fn check_identity(db: &sled::Db, meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
-    let id = match read_identity(meta, dir)? {
-        Identity::Confirmed => return Ok(()),
-        Identity::OnlyInStore(store_id) => store_id,
-        Identity::None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            meta.insert(keys::META_STORE_ID, id.as_bytes())?;
-            sync_now(db, dir)?;
-            id
-        }
-    };
-    // sled holds the ID durably before the file names it.
-    let file = dir.join(STORE_ID_FILE);
-    std::fs::write(&file, format!("{id}\n"))
-        .and_then(|()| std::fs::File::open(&file)?.sync_all())
-        .map_err(|e| StoreError::io("write the store ID", &file, e))?;
-    sync_dir(dir)
-}
-
-/// What the store's ID says, read without changing anything.
-enum Identity {
-    /// The file and sled name the same store.
-    Confirmed,
-    /// Only sled names it (a store from before the file, or a crash before
-    /// the file was written); the server writes the file.
-    OnlyInStore(String),
-    /// A new store: neither names one yet.
-    None,
-}
-
-/// Reads the store's ID from sled and from the file beside it; a data file
-/// that lost what it held, or belongs to another store, is `Damaged`.
-fn read_identity(meta: &sled::Tree, dir: &Path) -> Result<Identity, StoreError> {
-    let file = dir.join(STORE_ID_FILE);
-    let in_file = match std::fs::read_to_string(&file) {
-        Ok(text) => Some(text.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(StoreError::io("read the store ID", &file, e)),
-    };
-    let in_store = meta
-        .get(keys::META_STORE_ID)?
-        .map(|id| String::from_utf8_lossy(&id).into_owned());
-    let damaged = |detail: &str| StoreError::Damaged {
-        dir: dir.to_owned(),
-        detail: format!(
-            "{detail}; restore the data directory from a backup, or move it away to start with an \
-             empty store"
-        ),
-    };
-    match (in_file, in_store) {
-        (Some(file_id), Some(store_id)) if file_id == store_id => Ok(Identity::Confirmed),
-        (Some(_), Some(_)) => Err(damaged(
-            "its data file belongs to another store (was it replaced?)",
-        )),
-        (Some(_), None) => Err(damaged(
-            "its data file has lost what it held (was it truncated, overwritten or replaced?)",
-        )),
-        (None, Some(store_id)) => Ok(Identity::OnlyInStore(store_id)),
-        (None, None) => Ok(Identity::None),
-    }
-}
-
-/// The store's write count, as the group commit last stored it.
-fn commit_seq(meta: &sled::Tree) -> Result<u64, StoreError> {
-    decode_commit_seq(meta.get(keys::META_COMMIT_SEQ)?.as_deref())
-}
-
-/// The stored write count: absent is 0; anything but 8 bytes is damage.
-fn decode_commit_seq(bytes: Option<&[u8]>) -> Result<u64, StoreError> {
-    let Some(bytes) = bytes else { return Ok(0) };
-    let bytes: [u8; 8] = bytes.try_into().map_err(|_| {
-        StoreError::Corrupt(format!(
-            "the write count is {} bytes long instead of 8",
-            bytes.len()
-        ))
-    })?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
-/// Refuses a store that holds fewer writes than were once on disk: its data
-/// file lost its end (see `files::WITNESS_FILE`).
-fn check_witness(meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
-    let witnessed = files::read_witness(dir)
-        .map_err(|e| StoreError::io("read the durable write count", dir, e))?;
-    let held = commit_seq(meta)?;
-    match witnessed {
-        Some(witnessed) if held < witnessed => Err(StoreError::Damaged {
-            dir: dir.to_owned(),
-            detail: format!(
-                "its data file holds {held} writes, but {witnessed} were on disk before (was it truncated or \
-                 replaced by an older copy?); restore the data directory from a backup, or move it away to \
-                 start with an empty store"
-            ),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Refuses a store that an import was still writing when it stopped: it
-/// holds part of the file, and serving part of an import would serve a
-/// store nobody had.
-fn check_import_finished(meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
-    if meta.contains_key(keys::META_IMPORT_UNFINISHED)? {
-        return Err(StoreError::Damaged {
-            dir: dir.to_owned(),
-            detail:
-                "an import into it did not finish, so it holds only part of the file; move the \
-                     data directory away (or remove it) and run the import again"
-                    .into(),
-        });
-    }
-    Ok(())
-}
-
-fn page_token_secret(meta: &sled::Tree) -> Result<[u8; 16], StoreError> {
-    if let Some(bytes) = meta.get(keys::META_PAGE_TOKEN_SECRET)? {
-        return bytes.as_ref().try_into().map_err(|_| {
-            StoreError::Corrupt(format!(
-                "the page token secret is {} bytes long instead of 16",
-                bytes.len()
-            ))
-        });
-    }
-    let secret = *uuid::Uuid::new_v4().as_bytes();
-    meta.insert(keys::META_PAGE_TOKEN_SECRET, &secret)?;
-    Ok(secret)
-}
-
-/// Flushes sled and fsyncs its data file, outside the group commit (start-up, shutdown).
-fn sync_now(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
-    db.flush()?;
-    files::DataFiles::open(dir)
-        .and_then(|mut files| files.sync())
-        .map_err(|e| StoreError::io("fsync the store's data files", dir, e))
+/// What the store holds, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub clusters: u64,
+    pub associations: u64,
+    pub tokens: u64,
+    pub flushes: u64,
+    pub writes_flushed: u64,
+    pub write_groups: u64,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, applies pending migrations and
-    /// starts the group commit.
-    pub fn open(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        let interval_ms = settings.segment_cleaning_interval_ms;
-        Store::open_cleaning(dir, settings, (interval_ms > 0).then_some(interval_ms))
-    }
-
-    /// [`Store::open`] for [`Store::import`], with sled cleaning its log
-    /// every [`IMPORT_SEGMENT_CLEANING_MS`] while the import writes,
-    /// whatever the settings say. Serve nothing from it: close it, and open
-    /// the store again to serve it.
-    pub fn open_for_import(dir: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
-        Store::open_cleaning(dir, settings, Some(IMPORT_SEGMENT_CLEANING_MS))
-    }
-
-    fn open_cleaning(
-        dir: &Path,
-        settings: StoreSettings,
-        cleaning_every_ms: Option<u64>,
-    ) -> Result<Store, StoreError> {
-        let db = open_db_cleaning(
-            dir,
-            settings.cache_capacity_bytes,
-            settings.compression,
-            cleaning_every_ms,
-        )?;
-        let trees = Trees::open(&db)?;
-        check_identity(&db, &trees.meta, dir)?;
-        check_witness(&trees.meta, dir)?;
-        check_import_finished(&trees.meta, dir)?;
-        migrate::run_pending(&db, &trees, dir)?;
-        let page_token_secret = page_token_secret(&trees.meta)?;
-        sync_now(&db, dir)?;
-        let (commit, flusher) = GroupCommit::start(db.clone(), trees.meta.clone(), dir)?;
-        let writers = Arc::new(RwLock::new(()));
-        let inner = Inner {
-            dir: dir.to_owned(),
-            db,
-            flusher: Mutex::new(Some(flusher)),
-            writer: Writer::start(trees.clone(), Arc::clone(&writers), Arc::clone(&commit))
-                .map_err(|e| StoreError::io("start the writer thread", dir, e))?,
-            trees,
-            commit,
-            settings,
-            page_token_secret,
-            writers,
-        };
-        inner.finish_deletions()?;
-        sync_now(&inner.db, dir)?;
-        Ok(Store {
-            inner: Arc::new(inner),
-        })
-    }
-
     /// A secret of this store, to sign the `nextToken`s it hands out, so a
     /// token that it did not issue is recognised (and tokens stay valid
     /// across restarts).
     pub fn page_token_secret(&self) -> [u8; 16] {
         self.inner.page_token_secret
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
     }
 
     /// Whether the store accepts writes: false once a flush or fsync failed.
@@ -537,10 +186,6 @@ impl Store {
     /// systemd watchdog), which must not hold sled's files after `close`.
     pub fn health(&self) -> Health {
         Health(Arc::clone(&self.inner.commit))
-    }
-
-    pub fn commit_stats(&self) -> &CommitStats {
-        &self.inner.commit.stats
     }
 
     /// Makes everything durable and stops the group commit. Later writes fail.
@@ -557,10 +202,31 @@ impl Store {
                 .join()
                 .map_err(|_| StoreError::Internal("the group-commit thread panicked".into()))?;
         }
-        sync_now(&self.inner.db, &self.inner.dir)?;
-        let seq = commit_seq(&self.inner.trees.meta)?;
+        open::sync_now(&self.inner.db, &self.inner.dir)?;
+        let seq = open::commit_seq(&self.inner.trees.meta)?;
         files::write_witness(&self.inner.dir, seq)
             .map_err(|e| StoreError::io("record the durable write count", &self.inner.dir, e))
+    }
+
+    /// What the store holds. Sums the clusters' association counters (one
+    /// record per cluster) and walks the token tree, so it costs more the
+    /// more tokens are held: for a scrape now and then, not the hot path.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.read(|s| {
+            let mut stats = StoreStats::default();
+            for entry in s.trees.clusters.iter() {
+                let (_, bytes) = entry?;
+                stats.clusters += 1;
+                stats.associations += decode::<ClusterRecord>(&bytes)?.association_count;
+            }
+            stats.tokens = s.trees.tokens.len() as u64;
+            let counters = &s.commit.stats;
+            stats.flushes = counters.flushes.load(Ordering::Relaxed);
+            stats.writes_flushed = counters.writes_flushed.load(Ordering::Relaxed);
+            stats.write_groups = counters.write_groups.load(Ordering::Relaxed);
+            Ok(stats)
+        })
+        .await
     }
 
     /// Runs a lookup of a few keys: on the caller's thread (the HTTP worker)
@@ -569,11 +235,21 @@ impl Store {
     /// sled answers a lookup from its page cache, or on a miss reads the
     /// page's fragments with `pread`. With no write in flight it waits for
     /// nothing else: handing it to a thread and waking the worker afterwards
-    /// cost more than the lookup itself, a third of a Describe's CPU (README,
-    /// Performance). While a write is in flight it could wait for a flush to
-    /// reach the disk (`GroupCommit::writes_in_flight`), which must not stall
-    /// an HTTP worker and every connection it serves. A panic in sled comes
-    /// back as an error either way.
+    /// would cost more than the lookup itself. While a write is in flight it
+    /// could wait for a flush to reach the disk
+    /// (`GroupCommit::writes_in_flight`), which must not stall an HTTP
+    /// worker and every connection it serves. Every write transaction runs
+    /// on the writer thread and is counted in flight from before it is
+    /// queued until it is done (`writer`), so "no write in flight" holds
+    /// for every write there is. A panic in sled comes back as an error
+    /// either way.
+    ///
+    /// # Limits
+    /// The look is made once, before the lookup: a write queued a moment
+    /// later can still hold up a lookup that already started on the worker.
+    /// The token sweep, whose removals come one after another, counts as in
+    /// flight for its whole run (`GroupCommit::writes_coming`), so that such
+    /// a moment does not come with each of its batches.
     async fn lookup<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -601,18 +277,38 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
     }
 
-    /// Runs a write transaction on the writer thread, then waits until a
-    /// group commit made it durable. Only then may the caller answer.
+    /// Runs a write alone on the writer thread (it scans, or takes several
+    /// transactions), then waits until a group commit made it durable. Only
+    /// then may the caller answer.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Inner, &Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         let queued = self.inner.commit.queue_write();
-        let value = self.inner.writer.run(queued, move || f(&inner)).await?;
+        let value = self
+            .inner
+            .writer
+            .run(queued, move |writing| f(&inner, writing))
+            .await?;
         self.inner.commit.durable().await?;
         Ok(value)
+    }
+
+    /// Like `write`, for a caller that is not async and does not wait for
+    /// durability (the sweep, the deletions finished at open, the import):
+    /// blocks its thread until the writer thread ran `f`.
+    fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &Writing<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let queued = self.inner.commit.queue_write();
+        self.inner
+            .writer
+            .run_blocking(queued, move |writing| f(&inner, writing))
     }
 
     /// Like `write`, for a write that is one transaction: its `body` runs
@@ -636,56 +332,16 @@ impl Store {
     }
 }
 
-impl Inner {
-    /// One transaction over every data tree.
-    ///
-    /// Never call it from inside another `transact` (or while holding
-    /// `writers`): a second shared lock in the same thread can queue behind
-    /// a waiting snapshot that waits for the first one.
-    fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
-        transact(&self.trees, &self.writers, f).map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Engine(e),
-        })
-    }
-}
-
-/// One transaction over every data tree, holding `writers` shared (see `Inner::writers`).
-fn transact<T, E>(
-    trees: &Trees,
-    writers: &RwLock<()>,
-    f: impl Fn(&Tx<'_>) -> Result<T, ConflictableTransactionError<E>>,
-) -> Result<T, TransactionError<E>> {
-    // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
-    let _writing = writers.read().unwrap_or_else(PoisonError::into_inner);
-    let t = trees;
-    (&t.clusters, &t.associations, &t.index, &t.tokens).transaction(
-        |(clusters, associations, index, tokens)| {
-            let writes = Cell::new(0);
-            let tree = |tree| TxTree {
-                tree,
-                writes: &writes,
-            };
-            f(&Tx {
-                clusters: tree(clusters),
-                associations: tree(associations),
-                index: tree(index),
-                tokens: tree(tokens),
-                writes: &writes,
-            })
-        },
-    )
-}
-
 #[cfg(test)]
 pub(super) mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::domain::ClusterName;
 
     /// A store in `dir` with the default settings.
     pub(super) fn open(dir: &Path) -> Store {
-        let settings = crate::startup::store_settings(&crate::config::Config::default());
-        Store::open(dir, settings).unwrap()
+        Store::open(dir, StoreSettings::for_tests()).unwrap()
     }
 
     /// A single-threaded runtime with timers, for the store's async calls.

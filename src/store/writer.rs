@@ -5,6 +5,17 @@
 //! waiting write a thread of tokio's blocking pool and the contention of
 //! dozens of those threads on sled's lock.
 //!
+//! It is the only way to run a transaction: `transact` is private to this
+//! module, and a job that runs alone gets it through a `Writing` that only
+//! this thread makes. Every job is queued with a `QueuedWrite`, held until
+//! the job is done, so while any transaction waits or runs,
+//! `GroupCommit::writes_in_flight` is true: that is what lets a lookup run
+//! on an HTTP worker when it is false (`Store::lookup`). The request writes,
+//! DeleteCluster's two steps, the token sweep, the deletions finished at
+//! open and the import all come this way. Only the schema steps at open run
+//! their transactions elsewhere (`migrate`), before this thread starts and
+//! before anything can read the store.
+//!
 //! # Grouped writes
 //! Most writes are one transaction each (`Store::write_grouped`). The thread
 //! takes every such write queued at the moment, up to `MAX_GROUP`, and runs
@@ -24,16 +35,18 @@
 //! A body sees the writes of the bodies before it in the group (sled's
 //! transactions read their own writes), just as if they had run one by one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
 
 use super::commit::{GroupCommit, QueuedWrite};
-use super::{transact, StoreError, Trees, Tx, TxResult};
+use super::tx::{Tx, TxResult, TxTree};
+use super::{StoreError, Trees};
 
 /// The most writes that share one transaction. A larger group makes its
 /// first write wait longer for the last one's body.
@@ -41,8 +54,63 @@ const MAX_GROUP: usize = 64;
 
 enum Job {
     /// Runs on its own (it scans, or takes several transactions).
-    Alone(Box<dyn FnOnce() + Send>),
+    Alone(Box<dyn FnOnce(&Writing<'_>) + Send>),
     Grouped(Box<dyn Grouped>),
+}
+
+/// What a job that runs alone may do: run transactions, one after another,
+/// and (the import) write to the trees directly. Made only by the writer
+/// thread, for the job it runs.
+pub(super) struct Writing<'a> {
+    trees: &'a Trees,
+    writers: &'a RwLock<()>,
+}
+
+impl Writing<'_> {
+    /// One transaction over every data tree.
+    pub(super) fn transact<T>(
+        &self,
+        body: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        transact(self.trees, self.writers, body).map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Engine(e),
+        })
+    }
+
+    /// The trees, for a job that writes without a transaction (the import).
+    pub(super) fn trees(&self) -> &Trees {
+        self.trees
+    }
+}
+
+/// One transaction over every data tree, holding `writers` shared (see
+/// `Inner::writers`). Never nested: a second shared lock in the same thread
+/// can queue behind a waiting snapshot that waits for the first one.
+fn transact<T, E>(
+    trees: &Trees,
+    writers: &RwLock<()>,
+    body: impl Fn(&Tx<'_>) -> Result<T, ConflictableTransactionError<E>>,
+) -> Result<T, TransactionError<E>> {
+    // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
+    let _writing = writers.read().unwrap_or_else(PoisonError::into_inner);
+    let t = trees;
+    (&t.clusters, &t.associations, &t.index, &t.tokens).transaction(
+        |(clusters, associations, index, tokens)| {
+            let writes = Cell::new(0);
+            let tree = |tree| TxTree {
+                tree,
+                writes: &writes,
+            };
+            body(&Tx {
+                clusters: tree(clusters),
+                associations: tree(associations),
+                index: tree(index),
+                tokens: tree(tokens),
+                writes: &writes,
+            })
+        },
+    )
 }
 
 pub(super) struct Writer {
@@ -70,9 +138,13 @@ impl Writer {
                 while let Some(job) = next.take().or_else(|| jobs.recv().ok()) {
                     match job {
                         Job::Alone(job) => {
+                            let writing = Writing {
+                                trees: &trees,
+                                writers: &writers,
+                            };
                             // A job that panics has dropped its answer channel, so
                             // its caller gets an error; the jobs after it still run.
-                            if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                            if catch_unwind(AssertUnwindSafe(|| job(&writing))).is_err() {
                                 log::error!("a write transaction panicked; the write was not made");
                             }
                             commit.stats.write_groups.fetch_add(1, Ordering::Relaxed);
@@ -106,22 +178,50 @@ impl Writer {
     pub(super) async fn run<T, F>(&self, queued: QueuedWrite, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        self.send_alone(queued, job, move |result| {
+            // The caller may have gone (its client hung up): the write stands.
+            let _ = answer.send(result);
+        })?;
+        answered.await.map_err(|_| failed_unexpectedly())?
+    }
+
+    /// Like `run`, for a caller that is not async (the sweep's thread, the
+    /// store's opening, an import): blocks its thread until the job is done.
+    pub(super) fn run_blocking<T, F>(&self, queued: QueuedWrite, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Writing<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (answer, answered) = mpsc::sync_channel(1);
+        self.send_alone(queued, job, move |result| {
+            let _ = answer.send(result);
+        })?;
+        answered.recv().map_err(|_| failed_unexpectedly())?
+    }
+
+    fn send_alone<T, F>(
+        &self,
+        queued: QueuedWrite,
+        job: F,
+        answer: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Writing<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let commit = Arc::clone(&self.commit);
-        self.send(Job::Alone(Box::new(move || {
-            let _queued = queued;
-            let result = job();
+        self.send(Job::Alone(Box::new(move |writing| {
+            let result = job(writing);
             if result.is_ok() {
                 commit.note_write();
             }
-            // The caller may have gone (its client hung up): the write stands.
-            let _ = answer.send(result);
-        })))?;
-        answered
-            .await
-            .map_err(|_| StoreError::Internal("a write transaction failed unexpectedly".into()))?
+            // No longer in flight once counted, and before the caller hears
+            // of it: a lookup it makes next runs as after any write.
+            drop(queued);
+            answer(result);
+        })))
     }
 
     /// Runs `body` inside a transaction shared with other grouped writes,
@@ -143,9 +243,7 @@ impl Writer {
             answer,
             _queued: queued,
         })))?;
-        answered
-            .await
-            .map_err(|_| StoreError::Internal("a write transaction failed unexpectedly".into()))?
+        answered.await.map_err(|_| failed_unexpectedly())?
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -153,6 +251,11 @@ impl Writer {
             .send(job)
             .map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))
     }
+}
+
+/// The answer of a write whose job panicked or was dropped.
+fn failed_unexpectedly() -> StoreError {
+    StoreError::Internal("a write transaction failed unexpectedly".into())
 }
 
 /// Adds the grouped writes queued behind the first one to `group`, up to
@@ -220,13 +323,22 @@ where
     }
 
     fn answer(self: Box<Self>) {
-        let outcome = self.outcome.into_inner().unwrap_or_else(|| {
+        let GroupedWrite {
+            outcome,
+            answer,
+            _queued: queued,
+            ..
+        } = *self;
+        let outcome = outcome.into_inner().unwrap_or_else(|| {
             Err(StoreError::Internal(
                 "a write was never run by its transaction".into(),
             ))
         });
+        // Counted already (`run_group`); no longer in flight before the
+        // caller hears of it.
+        drop(queued);
         // The caller may have gone (its client hung up): the write stands.
-        let _ = self.answer.send(outcome);
+        let _ = answer.send(outcome);
     }
 }
 
@@ -260,9 +372,7 @@ fn run_group(
                     Ok(Err(_)) => return Err(ConflictableTransactionError::Conflict),
                     Err(_) => {
                         log::error!("a write transaction panicked; the write was not made");
-                        write.fail(StoreError::Internal(
-                            "a write transaction failed unexpectedly".into(),
-                        ));
+                        write.fail(failed_unexpectedly());
                         return Err(ConflictableTransactionError::Abort(i));
                     }
                 }
@@ -288,7 +398,8 @@ fn run_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{abort, open_db};
+    use crate::store::open::open_db;
+    use crate::store::tx::abort;
     use tokio::sync::oneshot;
 
     struct Fixture {
@@ -395,8 +506,8 @@ mod tests {
     async fn jobs_run_in_order_and_a_panicking_job_fails_alone() {
         let f = fixture();
         let writer = Writer::start(f.trees.clone(), f.writers.clone(), f.commit.clone()).unwrap();
-        let first = writer.run(f.commit.queue_write(), || Ok(1)).await.unwrap();
-        let panicked = writer.run(f.commit.queue_write(), || -> Result<(), StoreError> {
+        let first = writer.run(f.commit.queue_write(), |_| Ok(1)).await.unwrap();
+        let panicked = writer.run(f.commit.queue_write(), |_| -> Result<(), StoreError> {
             panic!("boom")
         });
         assert!(matches!(panicked.await, Err(StoreError::Internal(_))));

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pod_identity_store::domain::{
-    AssociationId, ClusterName, Namespace, RoleArn, ServiceAccountName, Tags, Timestamp,
+    Association, AssociationId, ClusterName, Namespace, RoleArn, ServiceAccountName, Tags,
+    Timestamp,
 };
 use pod_identity_store::store::keys;
 use pod_identity_store::store::migrate::LATEST;
@@ -313,7 +314,7 @@ fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
     app.given_association("c1", "default", "app", &role("app"));
     app.stop();
     let identity = pod_identity_store::domain::AwsIdentity::new("us-east-1", "123456789012");
-    let orphan = AssociationRecord {
+    let orphan = Association {
         cluster: ClusterName::parse("name", "ghost").unwrap(),
         id: AssociationId::parse("a-00000000000000000").unwrap(),
         namespace: Namespace::parse("default").unwrap(),
@@ -326,7 +327,6 @@ fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
         target_role_arn: None,
         external_id: None,
         policy: None,
-        create_token: None,
     };
     {
         let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
@@ -336,7 +336,7 @@ fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
         associations
             .insert(
                 keys::association(&orphan.cluster, &orphan.id),
-                encode(&orphan),
+                encode(&AssociationRecord::new(&orphan, None)),
             )
             .unwrap();
         index
@@ -346,18 +346,16 @@ fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
                     &orphan.namespace,
                     &orphan.service_account,
                 ),
-                encode(&IndexRecord {
-                    id: orphan.id.clone(),
-                }),
+                encode(&IndexRecord::new(&orphan.id)),
             )
             .unwrap();
         // An index entry pointing at nothing.
         index
             .insert(
                 b"c1\0default\0gone",
-                encode(&IndexRecord {
-                    id: AssociationId::parse("a-zzzzzzzzzzzzzzzzz").unwrap(),
-                }),
+                encode(&IndexRecord::new(
+                    &AssociationId::parse("a-zzzzzzzzzzzzzzzzz").unwrap(),
+                )),
             )
             .unwrap();
         // A token that does not decode.

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use pod_identity_store::domain::AwsIdentity;
 use pod_identity_store::domain::{
-    AssociationId, ClusterName, Namespace, RoleArn, ServiceAccountName, Tags, Timestamp,
+    AssociationId, ClusterName, Namespace, RoleArn, ServiceAccountName, Timestamp,
 };
-use pod_identity_store::domain::{AwsIdentity, ClusterStatus};
 use pod_identity_store::store::migrate::LATEST;
-use pod_identity_store::store::records::{encode, v1, IndexRecord};
+use pod_identity_store::store::records::{encode, v1, IndexRecord, StatusCode};
 use pod_identity_store::store::{keys, records};
 use serde_json::json;
 
@@ -289,12 +289,12 @@ fn build_schema_1_store(
         let name = ClusterName::parse("name", &format!("big-{c}")).unwrap();
         let role_arn = RoleArn::parse_in_account("roleArn", &role("r"), &identity).unwrap();
         let cluster = v1::ClusterRecord {
-            name: name.clone(),
-            role_arn: role_arn.clone(),
+            name: name.to_string(),
+            role_arn: role_arn.to_string(),
             version: "1.30".into(),
-            tags: Tags::default(),
-            created_at: Timestamp::from_millis(1_700_000_000_000),
-            status: ClusterStatus::Active,
+            tags: Default::default(),
+            created_at: 1_700_000_000_000,
+            status: StatusCode::ACTIVE,
             activate_at: None,
             generation: per_cluster as u64,
         };
@@ -304,23 +304,25 @@ fn build_schema_1_store(
         let mut ids = Vec::new();
         for i in 0..per_cluster {
             let id = AssociationId::generate();
+            let namespace = Namespace::parse("default").unwrap();
+            let service_account = ServiceAccountName::parse(&format!("sa-{i}")).unwrap();
             let record = v1::AssociationRecord {
-                cluster: name.clone(),
-                id: id.clone(),
-                namespace: Namespace::parse("default").unwrap(),
-                service_account: ServiceAccountName::parse(&format!("sa-{i}")).unwrap(),
-                role_arn: role_arn.clone(),
-                tags: Tags::default(),
-                created_at: Timestamp::from_millis(1_700_000_000_000 + i as i64),
-                modified_at: Timestamp::from_millis(1_700_000_000_000 + i as i64),
+                cluster: name.to_string(),
+                id: id.to_string(),
+                namespace: namespace.to_string(),
+                service_account: service_account.to_string(),
+                role_arn: role_arn.to_string(),
+                tags: Default::default(),
+                created_at: 1_700_000_000_000 + i as i64,
+                modified_at: 1_700_000_000_000 + i as i64,
             };
             associations
                 .insert(keys::association(&name, &id), encode(&record))
                 .unwrap();
             index
                 .insert(
-                    keys::association_index(&name, &record.namespace, &record.service_account),
-                    records::encode(&IndexRecord { id: id.clone() }),
+                    keys::association_index(&name, &namespace, &service_account),
+                    records::encode(&IndexRecord::new(&id)),
                 )
                 .unwrap();
             ids.push(id.to_string());
@@ -434,7 +436,7 @@ fn renew_fixture_tokens(data_dir: &Path) {
     for entry in tokens.iter() {
         let (key, bytes) = entry.unwrap();
         let mut token: v1::TokenRecord = records::decode(&bytes).unwrap();
-        token.expires_at = later;
+        token.expires_at = later.as_millis();
         tokens.insert(&key, encode(&token)).unwrap();
     }
     db.flush().unwrap();

@@ -14,9 +14,9 @@ use sled::transaction::ConflictableTransactionError;
 use sled::{Batch, Transactional};
 
 use super::keys::{self, META_SCHEMA_VERSION, META_WRITTEN_BY};
+use super::open::{open_db, sync_now};
 use super::records::{decode, encode, v1};
-use super::{open_db, StoreError, Trees};
-use crate::domain::{AssociationId, ClusterName};
+use super::{StoreError, Trees};
 
 /// The changes one step makes, per tree.
 #[derive(Default)]
@@ -69,7 +69,7 @@ const RETIRED_TREES: &[(u32, &str)] = &[(3, keys::TREE_TOKEN_EXPIRY)];
 /// frozen format 1 and the conversions).
 fn schema_2(trees: &Trees) -> Result<Changes, StoreError> {
     let mut changes = Changes::default();
-    let mut create_tokens: HashMap<(ClusterName, AssociationId), Vec<u8>> = HashMap::new();
+    let mut create_tokens: HashMap<(String, String), Vec<u8>> = HashMap::new();
     for entry in trees.tokens.iter() {
         let (key, bytes) = entry?;
         let token: v1::TokenRecord = decode(&bytes)?;
@@ -82,7 +82,7 @@ fn schema_2(trees: &Trees) -> Result<Changes, StoreError> {
             .tokens
             .insert(key, encode(&v1::upgrade_token(token)));
     }
-    let mut counts: HashMap<ClusterName, u64> = HashMap::new();
+    let mut counts: HashMap<String, u64> = HashMap::new();
     for entry in trees.associations.iter() {
         let (key, bytes) = entry?;
         let association: v1::AssociationRecord = decode(&bytes)?;
@@ -187,7 +187,7 @@ pub(super) fn run_pending(db: &sled::Db, trees: &Trees, dir: &Path) -> Result<()
                 sled::transaction::TransactionError::Abort(e) => e,
                 sled::transaction::TransactionError::Storage(e) => StoreError::Engine(e),
             })?;
-        super::sync_now(db, dir)?;
+        sync_now(db, dir)?;
     }
     drop_retired_trees(db, read_version(trees, dir)?, dir)
 }
@@ -205,7 +205,7 @@ fn drop_retired_trees(db: &sled::Db, version: u32, dir: &Path) -> Result<(), Sto
         }
     }
     if dropped {
-        super::sync_now(db, dir)?;
+        sync_now(db, dir)?;
     }
     Ok(())
 }

@@ -9,8 +9,10 @@ use std::sync::PoisonError;
 
 use super::files::DataFiles;
 use super::keys;
+use super::open::open_db;
 use super::records::{decode, encode, AssociationRecord, ClusterRecord, IndexRecord};
-use super::{open_db, Inner, Store, StoreError, Trees};
+use super::writer::Writing;
+use super::{Inner, Store, StoreError, Trees};
 use crate::domain::{Association, Cluster, ClusterName, Timestamp};
 
 /// The clusters and associations of a store at one instant.
@@ -65,7 +67,7 @@ impl Store {
     /// # Limits
     /// The whole snapshot is held in memory (it is the caller that streams it).
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let snapshot = self.read(|inner| inner.snapshot()).await?;
+        let snapshot = self.read(|inner| inner.read_snapshot()).await?;
         self.inner.commit.covering_flush().await?;
         Ok(snapshot)
     }
@@ -85,15 +87,30 @@ impl Store {
     ///
     /// Open the store with [`Store::open_for_import`], so that sled cleans
     /// its log as the import writes; opened with [`Store::open`], the import
-    /// works but leaves a larger data dir (3.6x the record bytes instead of
-    /// 1.7-3.1x for 12,345 associations).
+    /// works but leaves a larger data dir.
+    ///
+    /// The checks and the encoding run on the caller's thread; the writes,
+    /// like every write, on the writer thread, which this call waits for.
     pub fn import(
         &self,
         clusters: &[Cluster],
         associations: &[Association],
     ) -> Result<Imported, StoreError> {
-        self.inner.import(clusters, associations)
+        let records = self.inner.prepare_import(clusters, associations)?;
+        self.write_blocking(move |s, writing| s.write_import(writing, records))?;
+        Ok(Imported {
+            clusters: clusters.len(),
+            associations: associations.len(),
+            index_entries: associations.len(),
+        })
     }
+}
+
+/// The records of an import, checked and encoded: (key, value) per tree.
+struct ImportRecords {
+    clusters: Vec<(Vec<u8>, Vec<u8>)>,
+    associations: Vec<(Vec<u8>, Vec<u8>)>,
+    index: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// How many passes [`insert_in_key_order`] makes over the sorted records.
@@ -108,15 +125,12 @@ const IMPORT_PASSES: usize = 3;
 /// when that leaf splits (at 17 entries), and in the left half, which stays,
 /// at the next split. The first pass builds leaves spread over the whole
 /// key range; the later passes add deltas to them in place, splitting each
-/// about once. Without segment cleaning (see `Store::open_for_import`),
-/// 200,000 associations took 2.54x the bytes of their records on disk in
-/// three passes, against 3.37x in one (two passes: 3.19x, four: 3.03x,
-/// six: 2.63x).
+/// about once, which leaves a smaller data file than one pass (three passes
+/// did best of the counts tried: docs/performance.md).
 fn insert_in_key_order(
     tree: &sled::Tree,
-    records: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+    mut records: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<(), sled::Error> {
-    let mut records: Vec<_> = records.collect();
     records.sort_unstable();
     for pass in 0..IMPORT_PASSES {
         for (key, value) in records.iter().skip(pass).step_by(IMPORT_PASSES) {
@@ -127,7 +141,7 @@ fn insert_in_key_order(
 }
 
 impl Inner {
-    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+    fn read_snapshot(&self) -> Result<Snapshot, StoreError> {
         let (taken_at, cluster_values, association_values) = {
             let _writers_wait = self.writers.write().unwrap_or_else(PoisonError::into_inner);
             let cluster_values = self
@@ -149,7 +163,7 @@ impl Inner {
         for bytes in &cluster_values {
             let record: ClusterRecord = decode(bytes)?;
             if record.deleting {
-                deleting.insert(record.name);
+                deleting.insert(record.name.clone());
             } else {
                 clusters.push(record.to_cluster());
             }
@@ -168,11 +182,13 @@ impl Inner {
         })
     }
 
-    fn import(
+    /// Checks an import against the store (empty) and against itself, and
+    /// encodes its records.
+    fn prepare_import(
         &self,
         clusters: &[Cluster],
         associations: &[Association],
-    ) -> Result<Imported, StoreError> {
+    ) -> Result<ImportRecords, StoreError> {
         // The caller holds sled's lock on the directory, so nothing else can
         // write between this look and the transaction.
         let contents = contents_of(&self.trees);
@@ -217,6 +233,42 @@ impl Inner {
                 ));
             }
         }
+        let clusters = clusters
+            .iter()
+            .map(|cluster| {
+                let mut record = ClusterRecord::new(cluster);
+                record.association_count = counts[&cluster.name];
+                (keys::cluster(&cluster.name), encode(&record))
+            })
+            .collect();
+        let index = associations
+            .iter()
+            .map(|a| {
+                let key = keys::association_index(&a.cluster, &a.namespace, &a.service_account);
+                (key, encode(&IndexRecord::new(&a.id)))
+            })
+            .collect();
+        let associations = associations
+            .iter()
+            .map(|a| {
+                let record = encode(&AssociationRecord::new(a, None));
+                (keys::association(&a.cluster, &a.id), record)
+            })
+            .collect();
+        Ok(ImportRecords {
+            clusters,
+            associations,
+            index,
+        })
+    }
+
+    /// Writes an import's records (on the writer thread).
+    fn write_import(
+        &self,
+        writing: &Writing<'_>,
+        records: ImportRecords,
+    ) -> Result<(), StoreError> {
+        let trees = writing.trees();
         // sled's flush thread runs during an import (`Store::open_for_import`)
         // and fsyncs through a file handle of its own, only logging a failure.
         // Linux reports a failed write-back to every handle that was open when
@@ -227,15 +279,10 @@ impl Inner {
         // The marker goes first: it is in sled's log before any imported
         // record, so a store that recovers some of them after a crash
         // recovers the marker too, and is refused until imported again.
-        self.trees
-            .meta
-            .insert(keys::META_IMPORT_UNFINISHED, &b"1"[..])?;
-        self.transact(|tx| {
-            for cluster in clusters {
-                let mut record = ClusterRecord::new(cluster.clone());
-                record.association_count = counts[&cluster.name];
-                tx.clusters
-                    .insert(keys::cluster(&record.name), encode(&record))?;
+        trees.meta.insert(keys::META_IMPORT_UNFINISHED, &b"1"[..])?;
+        writing.transact(|tx| {
+            for (key, record) in &records.clusters {
+                tx.clusters.insert(&key[..], &record[..])?;
             }
             Ok(())
         })?;
@@ -249,31 +296,14 @@ impl Inner {
         // makes the import all or nothing; sled's log keeps the inserts in
         // order, so a store that recovers the marker's removal recovers
         // every insert before it.
-        insert_in_key_order(
-            &self.trees.associations,
-            associations.iter().map(|a| {
-                let record = encode(&AssociationRecord::new(a, None));
-                (keys::association(&a.cluster, &a.id), record)
-            }),
-        )?;
-        insert_in_key_order(
-            &self.trees.index,
-            associations.iter().map(|a| {
-                let key = keys::association_index(&a.cluster, &a.namespace, &a.service_account);
-                (key, encode(&IndexRecord { id: a.id.clone() }))
-            }),
-        )?;
-        self.commit.note_write();
+        insert_in_key_order(&trees.associations, records.associations)?;
+        insert_in_key_order(&trees.index, records.index)?;
         self.db.flush()?;
         files
             .sync()
             .map_err(|e| StoreError::io("fsync the imported records", &self.dir, e))?;
-        self.trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
-        Ok(Imported {
-            clusters: clusters.len(),
-            associations: associations.len(),
-            index_entries: associations.len(),
-        })
+        trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
+        Ok(())
     }
 }
 
@@ -367,7 +397,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let (_db, tree) = tree_in(dir.path());
             let mut expected = records(count);
-            insert_in_key_order(&tree, expected.clone().into_iter()).unwrap();
+            insert_in_key_order(&tree, expected.clone()).unwrap();
             expected.sort_unstable();
             let stored: Vec<_> = tree
                 .iter()
@@ -381,8 +411,8 @@ mod tests {
     }
 
     /// With sled's flush thread off (as here), what sled writes depends only
-    /// on the order of the inserts: 2.52x the record bytes in three passes,
-    /// 3.56x in one, in every run (give or take a few bytes).
+    /// on the order of the inserts, so the sizes compared are the same in
+    /// every run (give or take a few bytes).
     #[test]
     fn the_passes_leave_a_smaller_data_file_than_inserting_in_one_pass() {
         let count = 20_000;
@@ -398,7 +428,7 @@ mod tests {
 
         let passes = tempfile::tempdir().unwrap();
         let (db, tree) = tree_in(passes.path());
-        insert_in_key_order(&tree, records(count).into_iter()).unwrap();
+        insert_in_key_order(&tree, records(count)).unwrap();
         db.flush().unwrap();
         let passes_bytes = std::fs::metadata(passes.path().join("db")).unwrap().len();
 

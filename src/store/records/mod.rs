@@ -1,0 +1,207 @@
+//! The store's disk format: a one-byte format version followed by the
+//! record encoded with bincode 2 (standard config: little-endian,
+//! variable-length integers).
+//!
+//! The store owns these bytes. A record is a struct of this module with
+//! plain fields (strings, integers, byte strings, maps of strings), converted
+//! to and from the domain's types by hand, and every stored enum goes through
+//! a code table written out here (`codes`); request fingerprints have their
+//! own encoding (`fingerprint`). So renaming or reordering anything in the
+//! domain cannot change a stored byte, and `golden` pins every byte.
+//!
+//! A record format, once released, is frozen: a change adds a new format
+//! (and a migration step), and the old one moves to its own module (`v1`).
+
+mod codes;
+mod current;
+pub mod fingerprint;
+pub mod v1;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::domain::Timestamp;
+
+pub use codes::StatusCode;
+pub use current::{AssociationRecord, ClusterRecord, IndexRecord, SavedResponse, TokenRecord};
+
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// A stored value type and the format version it is written with.
+pub trait Record: Serialize + DeserializeOwned {
+    const FORMAT: u8;
+    const WHAT: &'static str;
+}
+
+pub fn encode<T: Record>(record: &T) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(128);
+    bytes.push(T::FORMAT);
+    bincode::serde::encode_into_std_write(record, &mut bytes, bincode_config())
+        .expect("encoding into a Vec cannot fail");
+    bytes
+}
+
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
+    let body = body::<T>(bytes)?;
+    let (record, read) = bincode::serde::decode_from_slice(body, bincode_config())
+        .map_err(|e| StoreError::Corrupt(format!("{} record does not decode: {e}", T::WHAT)))?;
+    if read != body.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} record has {} trailing bytes",
+            T::WHAT,
+            body.len() - read
+        )));
+    }
+    Ok(record)
+}
+
+/// A stored `T` without its format byte, once that byte is checked.
+fn body<T: Record>(bytes: &[u8]) -> Result<&[u8], StoreError> {
+    match bytes.split_first() {
+        Some((&format, body)) if format == T::FORMAT => Ok(body),
+        Some((format, _)) => Err(StoreError::Corrupt(format!(
+            "{} record has format version {format}, but this schema stores version {}",
+            T::WHAT,
+            T::FORMAT
+        ))),
+        None => Err(StoreError::Corrupt(format!("{} record is empty", T::WHAT))),
+    }
+}
+
+/// When a stored `TokenRecord` expires. The sweep reads it from every token,
+/// so it decodes only the fields before it, borrowing the fingerprint,
+/// rather than the whole record with its saved answer.
+pub fn token_expires_at(bytes: &[u8]) -> Result<Timestamp, StoreError> {
+    /// The leading fields of `TokenRecord`, in its order.
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        _fingerprint: &'a [u8],
+        expires_at: i64,
+    }
+    let (head, _): (Head<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(body::<TokenRecord>(bytes)?, bincode_config())
+            .map_err(|e| StoreError::Corrupt(format!("token record does not decode: {e}")))?;
+    Ok(Timestamp::from_millis(head.expires_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn association_v2() -> AssociationRecord {
+        AssociationRecord {
+            cluster: "c1".into(),
+            id: "a-8mvwvh57cu74mgcst".into(),
+            namespace: "default".into(),
+            service_account: "app".into(),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            tags: BTreeMap::from([("k".to_string(), "v".to_string())]),
+            created_at: 1_700_000_000_000,
+            modified_at: 1_700_000_000_001,
+            disable_session_tags: true,
+            target_role_arn: Some("arn:aws:iam::111122223333:role/t".into()),
+            external_id: Some("e".into()),
+            policy: Some("{}".into()),
+            create_token: Some(b"key".to_vec()),
+        }
+    }
+
+    fn association_v1() -> v1::AssociationRecord {
+        let v2 = association_v2();
+        v1::AssociationRecord {
+            cluster: v2.cluster,
+            id: v2.id,
+            namespace: v2.namespace,
+            service_account: v2.service_account,
+            role_arn: v2.role_arn,
+            tags: v2.tags,
+            created_at: v2.created_at,
+            modified_at: v2.modified_at,
+        }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Released formats are frozen: if this fails, the change needs a new
+    /// format version and a migration step, not a new expected value
+    /// (`golden` pins every kind of record).
+    #[test]
+    fn golden_bytes_of_every_format_stay_the_same() {
+        assert_eq!(
+            hex(&encode(&association_v1())),
+            "0102633113612d386d767776683537637537346d676373740764656661756c740361707020\
+             61726e3a6177733a69616d3a3a3132333435363738393031323a726f6c652f7201016b01\
+             76fd00d0ca9f17030000fd02d0ca9f17030000"
+        );
+        assert_eq!(
+            hex(&encode(&association_v2())),
+            "0202633113612d386d767776683537637537346d676373740764656661756c740361707020\
+             61726e3a6177733a69616d3a3a3132333435363738393031323a726f6c652f7201016b01\
+             76fd00d0ca9f17030000fd02d0ca9f1703000001012061726e3a6177733a69616d3a3a31\
+             31313132323232333333333a726f6c652f7401016501027b7d01036b6579"
+        );
+    }
+
+    #[test]
+    fn records_round_trip_through_the_envelope() {
+        let record = association_v2();
+        let bytes = encode(&record);
+        assert_eq!(bytes[0], AssociationRecord::FORMAT);
+        assert_eq!(decode::<AssociationRecord>(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn a_record_of_another_format_or_with_trailing_garbage_is_reported_as_corruption() {
+        let mut older = encode(&association_v2());
+        older[0] = 1;
+        assert!(matches!(
+            decode::<AssociationRecord>(&older),
+            Err(StoreError::Corrupt(_))
+        ));
+        let mut bytes = encode(&association_v2());
+        bytes.push(0);
+        assert!(matches!(
+            decode::<AssociationRecord>(&bytes),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<AssociationRecord>(&[]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn the_sweep_reads_a_tokens_expiry_without_decoding_its_answer() {
+        let record = TokenRecord {
+            fingerprint: b"{\"roleArn\":\"r\"}".to_vec(),
+            expires_at: 1_700_000_123_456,
+            response: SavedResponse::Association(association_v2()),
+        };
+        let bytes = encode(&record);
+        let expires_at = Timestamp::from_millis(record.expires_at);
+        assert_eq!(token_expires_at(&bytes).unwrap(), expires_at);
+        // The saved answer is not read: cut short, the record no longer
+        // decodes, but its expiry still does.
+        let cut = &bytes[..bytes.len() - 10];
+        assert!(decode::<TokenRecord>(cut).is_err());
+        assert_eq!(token_expires_at(cut).unwrap(), expires_at);
+        let mut older_format = bytes.clone();
+        older_format[0] = 1;
+        assert!(matches!(
+            token_expires_at(&older_format),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            token_expires_at(&bytes[..3]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
