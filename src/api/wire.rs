@@ -137,3 +137,10 @@ pub struct ListClustersOutput<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
+
+/// The answer of `POST /admin/v1/clock`: the server's new "now".
+#[derive(Debug, Serialize)]
+pub struct ClockOutput {
+    /// Epoch seconds, as every timestamp of the API.
+    pub now: f64,
+}
