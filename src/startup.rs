@@ -73,9 +73,14 @@ impl Application {
             );
             let nudge = sweeper.nudge.clone();
             ClockControl {
-                // Tokens the move expired go at once, not at the next tick.
-                after_advance: Box::new(move || {
-                    let _ = nudge.send(Tick::Now);
+                sweep_now: Arc::new(move || {
+                    let (reply, swept) = mpsc::channel();
+                    nudge
+                        .send(Tick::Now(reply))
+                        .map_err(|_| "the token sweep has stopped".to_owned())?;
+                    swept
+                        .recv()
+                        .map_err(|_| "the token sweep has stopped".to_owned())?
                 }),
             }
         });
@@ -211,8 +216,9 @@ struct Sweeper {
 }
 
 enum Tick {
-    /// Sweep now rather than at the next interval (the clock was moved).
-    Now,
+    /// Sweep the whole token tree now and answer how many tokens went
+    /// (`POST /admin/v1/clock` with `sweepTokens`).
+    Now(mpsc::Sender<Result<usize, String>>),
     Stop,
 }
 
@@ -224,17 +230,31 @@ impl Sweeper {
             // going on from where the last one stopped.
             let mut cursor = SweepCursor::default();
             loop {
-                match ticks.recv_timeout(every) {
-                    Ok(Tick::Now) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                let (swept, reply) = match ticks.recv_timeout(every) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => (
+                        store.sweep_expired_tokens(clock.now(), &mut cursor, every / 4),
+                        None,
+                    ),
+                    // From the first token, so that every token expired
+                    // by now is gone when the caller hears back.
+                    Ok(Tick::Now(reply)) => (
+                        store.sweep_expired_tokens(
+                            clock.now(),
+                            &mut SweepCursor::default(),
+                            every / 4,
+                        ),
+                        Some(reply),
+                    ),
                     Ok(Tick::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-                match store.sweep_expired_tokens(clock.now(), &mut cursor, every / 4) {
+                };
+                let swept = swept.map_err(|e| chain(&e));
+                match &swept {
                     Ok(0) => {}
                     Ok(n) => log::debug!("swept {n} expired client request tokens"),
-                    Err(e) => log::warn!(
-                        "sweeping expired client request tokens failed: {}",
-                        chain(&e)
-                    ),
+                    Err(e) => log::warn!("sweeping expired client request tokens failed: {e}"),
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(swept);
                 }
             }
         });

@@ -52,8 +52,9 @@ pub struct AppState {
 
 /// What `POST /admin/v1/clock` needs beyond the clock.
 pub struct ClockControl {
-    /// Runs after each move of the clock (start-up wakes the token sweep).
-    pub after_advance: Box<dyn Fn() + Send + Sync>,
+    /// Runs the token sweep over every token now, blocking until it is done;
+    /// answers how many tokens it removed, or why it failed.
+    pub sweep_now: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
 }
 
 impl AppState {
@@ -257,7 +258,7 @@ async fn handle(
         Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,
         Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
-        Endpoint::AdvanceClock => clock::advance(state, body),
+        Endpoint::AdvanceClock => clock::advance(state, body).await,
         Endpoint::Export => export::export(state).await,
     }
 }
