@@ -159,6 +159,24 @@ pub fn check_answer(answer: &Answer) {
     }
 }
 
+/// The answer ureq got, whatever its status, checked by [`check_answer`];
+/// `Err` only when no HTTP answer came.
+#[track_caller]
+fn answered(
+    method: &str,
+    path: &str,
+    result: Result<ureq::Response, ureq::Error>,
+) -> Result<Answer, String> {
+    let answer = match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => {
+            Answer::from_response(method, path, response)?
+        }
+        Err(ureq::Error::Transport(e)) => return Err(format!("{method} {path}: {e}")),
+    };
+    check_answer(&answer);
+    Ok(answer)
+}
+
 /// An HTTP client for one server address; cheap to clone into threads.
 #[derive(Clone)]
 pub struct Client {
@@ -191,14 +209,7 @@ impl Client {
             Some(body) => request.send_bytes(body),
             None => request.call(),
         };
-        let answer = match result {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => {
-                Answer::from_response(method, path, response)?
-            }
-            Err(ureq::Error::Transport(e)) => return Err(format!("{method} {path}: {e}")),
-        };
-        check_answer(&answer);
-        Ok(answer)
+        answered(method, path, result)
     }
 
     /// A request whose body goes with chunked transfer encoding (no Content-Length).
@@ -215,14 +226,7 @@ impl Client {
             .request(method, &format!("{}{path}", self.base))
             .set("Content-Type", content_type)
             .send(body);
-        let answer = match result {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => {
-                Answer::from_response(method, path, response).unwrap_or_else(|e| panic!("{e}"))
-            }
-            Err(ureq::Error::Transport(e)) => panic!("no answer: {method} {path}: {e}"),
-        };
-        check_answer(&answer);
-        answer
+        answered(method, path, result).unwrap_or_else(|e| panic!("no answer: {e}"))
     }
 
     /// Any request; the test fails when no HTTP answer came.
