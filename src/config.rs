@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ClusterName, ClusterStatus};
+use crate::domain::{AwsIdentity, ClusterName, ClusterStatus};
+use crate::store::StoreSettings;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -19,6 +20,16 @@ pub struct Config {
     pub clusters: ClustersConfig,
     pub idempotency: IdempotencyConfig,
     pub limits: LimitsConfig,
+    pub testing: TestingConfig,
+}
+
+/// Aids for tests that drive the real server; all off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingConfig {
+    /// Serve `POST /admin/v1/clock`, which moves the server's clock forward
+    /// (token expiry, the token sweep, cluster activation) without waiting.
+    pub clock_control: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,27 +78,22 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// sled's flush thread every 20 ms. A store grown through the API took
-    /// 5.8x its record bytes on disk without it (4.4x with a token on every
-    /// Create), 1.6x (2.0x) every 20 ms, 1.8x every 35 ms and 3.5x every
-    /// 50 ms; durable Updates at 64 clients ran 2% slower on average over
-    /// eight alternating runs, within the noise. Each run also fsyncs the
-    /// data file, which the disk sees as a flush even when the server is
-    /// idle (README, "Performance").
+    /// Often enough that a store grown through the API stays within a small
+    /// multiple of its record bytes on disk (without the cleaning, sled's
+    /// log keeps growing with half-empty segments), rarely enough that the
+    /// durable write rate does not measurably drop. Each run also fsyncs
+    /// the data file, which the disk sees as a flush even when the server
+    /// is idle. The measurements are in `docs/performance.md`.
     pub const DEFAULT_SEGMENT_CLEANING_INTERVAL_MS: u64 = 20;
-    /// Every second already cleaned about as little as never (5.7x): a
-    /// value above a minute is a mistake. 0 turns the cleaning off.
+    /// Every second already cleaned about as little as never: a value above
+    /// a minute is a mistake. 0 turns the cleaning off.
     pub const MAX_SEGMENT_CLEANING_INTERVAL_MS: u64 = 60_000;
-    /// The default page cache: 1 GiB, sled's own default. At 1,000,000
-    /// associations a smaller cache kept evicting nodes that the next random
-    /// lookup paged in again from the data file (about 20 µs of CPU each).
-    /// In one scale run per size (2026-11-29, the two stores measured one
-    /// after the other), Describe on a million associations ran at 0.69–0.78×
-    /// of a small store's rate with 256 MiB, 0.90–0.99× with 512 MiB and
-    /// 1.01–1.09× with 1 GiB, and the peak resident memory under load was
-    /// 468–480 MiB in all three. sled fills its cache only as it reads, so
-    /// the idle server at start holds no more than with a smaller one
-    /// (`cargo bench --bench scale`; README, "Scale benchmark").
+    /// The default page cache: 1 GiB, sled's own default. On a large store
+    /// a smaller cache keeps evicting nodes that the next random lookup
+    /// pages in again from the data file, and lookups slow down. sled fills
+    /// its cache only as it reads, so the idle server at start holds no
+    /// more than with a smaller one. The measurements (`cargo bench --bench
+    /// scale`) are in `docs/performance.md`.
     pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 1024 * 1024 * 1024;
     /// Below this sled would spend its time evicting and re-reading pages.
     pub const MIN_CACHE_CAPACITY_BYTES: u64 = 1024 * 1024;
@@ -352,6 +358,22 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What the store needs to know of the configuration.
+    pub fn store_settings(&self) -> StoreSettings {
+        StoreSettings {
+            identity: AwsIdentity::new(&self.aws.region, &self.aws.account_id),
+            writable_states: self.clusters.writable_states.clone(),
+            token_ttl_seconds: self.idempotency.token_ttl_seconds,
+            activation_delay_ms: self.clusters.activation_delay_ms,
+            associations_per_cluster: self.limits.associations_per_cluster,
+            cache_capacity_bytes: self.store.cache_capacity_bytes,
+            compression: self.store.compression,
+            segment_cleaning_interval_ms: self.store.segment_cleaning_interval_ms,
+        }
+    }
+}
+
 /// `xx-name-N` or `xx-name-name-N`, e.g. `us-east-1`, `us-gov-west-1`, `cn-north-1`.
 fn is_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
@@ -370,6 +392,15 @@ mod tests {
     fn config_default_toml_documents_exactly_the_defaults_in_code() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
         assert_eq!(Config::from_file(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn clock_control_is_off_unless_turned_on() {
+        assert!(!Config::default().testing.clock_control);
+        let config = Config::from_toml("[testing]\nclock_control = true\n").unwrap();
+        assert!(config.testing.clock_control);
+        let err = Config::from_toml("[testing]\nclock_control = 1\n").unwrap_err();
+        assert!(err.contains("clock_control"), "{err}");
     }
 
     #[test]

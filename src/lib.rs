@@ -9,6 +9,7 @@ pub mod api;
 pub mod backup;
 pub mod config;
 pub mod domain;
+pub mod failure;
 pub mod startup;
 pub mod store;
 pub mod systemd;

@@ -7,16 +7,15 @@ use clap::{Parser, Subcommand};
 
 use pod_identity_store::backup::{self, progress::Progress};
 use pod_identity_store::config::{Config, Overrides};
-use pod_identity_store::startup::{without_engine_panics, Application};
+use pod_identity_store::failure::{chain, install_panic_hook, without_engine_panics};
+use pod_identity_store::startup::Application;
 use pod_identity_store::store::{self, migrate};
 
 /// mimalloc instead of glibc's malloc: sled allocates and frees on every
 /// lookup and insert, often on another thread than the one that allocated,
-/// which glibc's per-thread arenas handle slowly. It cut the server CPU of a
-/// durable Update by about 13% (README, Performance). Built without
-/// transparent huge pages (`no_thp`): with them it was faster still, but a
-/// server on a million associations held 147 MiB at rest (107 without them,
-/// 69 with glibc's), against a target of 150 MB.
+/// which glibc's per-thread arenas handle slowly. Built without transparent
+/// huge pages (`no_thp`): with them it is faster still, but a large store's
+/// idle server holds much more memory (`docs/performance.md` has both).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -99,7 +98,7 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,sled=off"))
         .init();
-    pod_identity_store::startup::install_panic_hook();
+    install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,7 +116,7 @@ fn run(cli: Cli) -> Result<(), String> {
         cache_capacity_bytes: cli.cache_capacity_bytes,
         compression: cli.compression,
     };
-    let config = Config::load(cli.config.as_deref(), overrides).map_err(|e| e.to_string())?;
+    let config = Config::load(cli.config.as_deref(), overrides).map_err(|e| chain(&e))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
         Command::Migrate { dry_run } => migrate(&config, dry_run),
@@ -128,13 +127,11 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn serve(config: &Config) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async {
-        let app = Application::build(config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let app = Application::build(config).await.map_err(|e| chain(&e))?;
         // Tests and scripts read this line to learn the port.
         println!("pod-identity-store listening on http://{}", app.addr());
         let _ = std::io::stdout().flush();
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+        app.run_until_stopped().await.map_err(|e| chain(&e))
     })?;
     // The store is closed and every handle to it dropped. Only for a fast
     // next start: the stop has succeeded whatever this does.
@@ -147,15 +144,17 @@ fn serve(config: &Config) -> Result<(), String> {
             "wrote the store's recovery snapshot in {:?}",
             started.elapsed()
         ),
-        Err(e) => log::warn!("could not write the store's recovery snapshot: {e}"),
+        Err(e) => log::warn!(
+            "could not write the store's recovery snapshot: {}",
+            chain(&e)
+        ),
     }
     Ok(())
 }
 
 fn migrate(config: &Config, dry_run: bool) -> Result<(), String> {
     let dir = &config.store.data_dir;
-    let status =
-        migrate::status(dir, config.store.cache_capacity_bytes).map_err(|e| e.to_string())?;
+    let status = migrate::status(dir, config.store.cache_capacity_bytes).map_err(|e| chain(&e))?;
     match status.current {
         Some(v) => println!("store at {}: schema version {v}", dir.display()),
         None => println!(
@@ -178,9 +177,9 @@ fn migrate(config: &Config, dry_run: bool) -> Result<(), String> {
         println!("dry run: nothing changed");
         return Ok(());
     }
-    let settings = pod_identity_store::startup::store_settings(config);
-    let store = store::Store::open(dir, settings).map_err(|e| e.to_string())?;
-    store.close().map_err(|e| e.to_string())?;
+    let settings = config.store_settings();
+    let store = store::Store::open(dir, settings).map_err(|e| chain(&e))?;
+    store.close().map_err(|e| chain(&e))?;
     println!("migrated to schema version {}", migrate::LATEST);
     Ok(())
 }
@@ -189,7 +188,7 @@ fn check(config: &Config) -> Result<(), String> {
     let dir = &config.store.data_dir;
     let report =
         without_engine_panics(dir, || store::check(dir, config.store.cache_capacity_bytes))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
     println!(
         "store at {}: schema version {}",
         dir.display(),
@@ -225,11 +224,11 @@ fn check(config: &Config) -> Result<(), String> {
 
 fn import(config: &Config, file: &Path) -> Result<(), String> {
     let dir = &config.store.data_dir;
-    let settings = pod_identity_store::startup::store_settings(config);
+    let settings = config.store_settings();
     let mut progress = Progress::on_stderr(format!("importing {}", file.display()));
     let imported =
         without_engine_panics(dir, || backup::import(file, dir, settings, &mut progress))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
     println!(
         "imported {} into the store at {}: clusters: {}, associations: {}, index entries: {}",
         file.display(),

@@ -2,18 +2,19 @@
 //! preset clusters, bind the port (port 0 works) and build the actix server.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, ClockControl};
 use crate::config::Config;
 use crate::domain::{
-    AwsIdentity, ClusterName, NewCluster, RoleArn, Tags, Timestamp, DEFAULT_KUBERNETES_VERSION,
+    AwsIdentity, Clock, ClusterName, NewCluster, RoleArn, Tags, DEFAULT_KUBERNETES_VERSION,
 };
+use crate::failure::{chain, without_engine_panics};
 use crate::store::{Store, StoreError, StoreSettings, SweepCursor};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,27 +39,21 @@ pub struct Application {
     signals: Signals,
 }
 
+/// The store's settings from `config`; [`Config::store_settings`] is the
+/// one to call (this name stays while the store's own tests use it).
 pub fn store_settings(config: &Config) -> StoreSettings {
-    StoreSettings {
-        identity: AwsIdentity::new(&config.aws.region, &config.aws.account_id),
-        writable_states: config.clusters.writable_states.clone(),
-        token_ttl_seconds: config.idempotency.token_ttl_seconds,
-        activation_delay_ms: config.clusters.activation_delay_ms,
-        associations_per_cluster: config.limits.associations_per_cluster,
-        cache_capacity_bytes: config.store.cache_capacity_bytes,
-        compression: config.store.compression,
-        segment_cleaning_interval_ms: config.store.segment_cleaning_interval_ms,
-    }
+    config.store_settings()
 }
 
 impl Application {
     /// Everything up to a bound port; the server runs once awaited.
     pub async fn build(config: &Config) -> Result<Application, StartupError> {
-        let settings = store_settings(config);
+        let settings = config.store_settings();
         let identity = settings.identity.clone();
         let store = open_store(&config.store.data_dir, settings)?;
         log::info!("store open at {}", config.store.data_dir.display());
-        create_presets(config, &store, &identity).await?;
+        let clock = Arc::new(Clock::default());
+        create_presets(config, &store, &identity, &clock).await?;
 
         let addr = config.server.listen;
         let listener =
@@ -66,7 +61,30 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?;
-        let state = web::Data::new(AppState::new(store.clone(), identity));
+        let sweeper = Sweeper::start(
+            store.clone(),
+            clock.clone(),
+            Duration::from_secs(config.idempotency.sweep_interval_seconds),
+        );
+        let clock_control = config.testing.clock_control.then(|| {
+            log::warn!(
+                "testing.clock_control is on: POST /admin/v1/clock moves this server's clock \
+                 forward; never turn it on for real clients"
+            );
+            let nudge = sweeper.nudge.clone();
+            ClockControl {
+                sweep_now: Arc::new(move || {
+                    let (reply, swept) = mpsc::channel();
+                    nudge
+                        .send(Tick::Now(reply))
+                        .map_err(|_| "the token sweep has stopped".to_owned())?;
+                    swept
+                        .recv()
+                        .map_err(|_| "the token sweep has stopped".to_owned())?
+                }),
+            }
+        });
+        let state = web::Data::new(AppState::new(store.clone(), identity, clock, clock_control));
         let max_body_bytes = config.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new().configure(api::configure(state.clone(), max_body_bytes))
@@ -78,10 +96,6 @@ impl Application {
         .listen(listener)
         .map_err(StartupError::Server)?
         .run();
-        let sweeper = Sweeper::start(
-            store.clone(),
-            Duration::from_secs(config.idempotency.sweep_interval_seconds),
-        );
         // Listening for signals before anyone can see the port open, so that
         // an early SIGINT or SIGTERM stops gracefully too.
         let signals = Signals::new().map_err(StartupError::Server)?;
@@ -164,62 +178,11 @@ fn open_store(dir: &std::path::Path, settings: StoreSettings) -> Result<Store, S
     without_engine_panics(dir, || Store::open(dir, settings))
 }
 
-/// Runs `f`, which reads the store in `dir`, turning a panic into a
-/// `Damaged` error. sled 0.34 can panic on a damaged data file instead of
-/// returning an error; the user gets one clear line, not a backtrace.
-pub fn without_engine_panics<T, E: From<StoreError>>(
-    dir: &std::path::Path,
-    f: impl FnOnce() -> Result<T, E>,
-) -> Result<T, E> {
-    let outcome = QUIET_PANICS.with(|quiet| {
-        quiet.set(true);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        quiet.set(false);
-        outcome
-    });
-    outcome.unwrap_or_else(|panic| {
-        let detail = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("the storage engine stopped while reading it");
-        Err(StoreError::Damaged {
-            dir: dir.to_owned(),
-            detail: detail.to_owned(),
-        }
-        .into())
-    })
-}
-
-thread_local! {
-    /// Set while a panic is caught and reported as an error.
-    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Logs a panic as one line (no backtrace), unless it is caught on purpose.
-pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        if QUIET_PANICS.with(|quiet| quiet.get()) {
-            return;
-        }
-        let location = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("(no message)");
-        log::error!("internal error (panic){location}: {message}");
-    }));
-}
-
 async fn create_presets(
     config: &Config,
     store: &Store,
     identity: &AwsIdentity,
+    clock: &Clock,
 ) -> Result<(), StoreError> {
     for preset in &config.clusters.preset {
         let name = ClusterName::parse("name", &preset.name)?;
@@ -235,7 +198,7 @@ async fn create_presets(
             tags: Tags::default(),
         };
         if store
-            .ensure_cluster(request, preset.status, Timestamp::now())
+            .ensure_cluster(request, preset.status, clock.now())
             .await?
         {
             log::info!("created preset cluster {} ({})", preset.name, preset.status);
@@ -247,30 +210,59 @@ async fn create_presets(
 /// Removes expired client request tokens now and then, so the token tree
 /// stays bounded although SDKs send a fresh token with every call.
 struct Sweeper {
-    stop: mpsc::Sender<()>,
+    /// Asks for a sweep at once, or for the thread to end.
+    nudge: mpsc::Sender<Tick>,
     thread: JoinHandle<()>,
 }
 
+enum Tick {
+    /// Sweep the whole token tree now and answer how many tokens went
+    /// (`POST /admin/v1/clock` with `sweepTokens`).
+    Now(mpsc::Sender<Result<usize, String>>),
+    Stop,
+}
+
 impl Sweeper {
-    fn start(store: Store, every: Duration) -> Sweeper {
-        let (stop, stopped) = mpsc::channel::<()>();
+    fn start(store: Store, clock: Arc<Clock>, every: Duration) -> Sweeper {
+        let (nudge, ticks) = mpsc::channel::<Tick>();
         let thread = std::thread::spawn(move || {
             // Each tick reads tokens for at most a quarter of the interval,
             // going on from where the last one stopped.
             let mut cursor = SweepCursor::default();
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                match store.sweep_expired_tokens(Timestamp::now(), &mut cursor, every / 4) {
+            loop {
+                let (swept, reply) = match ticks.recv_timeout(every) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => (
+                        store.sweep_expired_tokens(clock.now(), &mut cursor, every / 4),
+                        None,
+                    ),
+                    // From the first token, so that every token expired
+                    // by now is gone when the caller hears back.
+                    Ok(Tick::Now(reply)) => (
+                        store.sweep_expired_tokens(
+                            clock.now(),
+                            &mut SweepCursor::default(),
+                            every / 4,
+                        ),
+                        Some(reply),
+                    ),
+                    Ok(Tick::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                };
+                let swept = swept.map_err(|e| chain(&e));
+                match &swept {
                     Ok(0) => {}
                     Ok(n) => log::debug!("swept {n} expired client request tokens"),
                     Err(e) => log::warn!("sweeping expired client request tokens failed: {e}"),
                 }
+                if let Some(reply) = reply {
+                    let _ = reply.send(swept);
+                }
             }
         });
-        Sweeper { stop, thread }
+        Sweeper { nudge, thread }
     }
 
     fn stop(self) {
-        drop(self.stop);
+        let _ = self.nudge.send(Tick::Stop);
         let _ = self.thread.join();
     }
 }

@@ -10,8 +10,8 @@ use super::wire::{
 };
 use super::{ok_json, AppState};
 use crate::domain::{
-    Association, AssociationId, AssociationUpdate, ClientRequestToken, ClusterName, ImmutableClaim,
-    Namespace, NewAssociation, RoleArn, ServiceAccountName, SessionPolicy, Tags, Timestamp,
+    Association, AssociationId, AssociationUpdate, ClusterName, ImmutableClaim, Namespace,
+    NewAssociation, RoleArn, ServiceAccountName, SessionPolicy, Tags,
 };
 use crate::store::AssociationFilter;
 
@@ -24,13 +24,6 @@ fn association_response(state: &AppState, association: &Association) -> HttpResp
 /// The `{name}` label of the association routes.
 fn cluster_label(label: &str) -> Result<ClusterName, ApiError> {
     Ok(ClusterName::parse("clusterName", label)?)
-}
-
-fn token(body: &JsonBody) -> Result<Option<ClientRequestToken>, ApiError> {
-    Ok(body
-        .string("clientRequestToken")?
-        .map(ClientRequestToken::parse)
-        .transpose()?)
 }
 
 /// `targetRoleArn`: an IAM role of the server's partition, in any account.
@@ -75,10 +68,10 @@ pub async fn create(
         target_role_arn: target_role_arn(state, &body)?.flatten(),
         policy: policy(&body)?.flatten(),
     };
-    let token = token(&body)?;
+    let token = body.client_request_token()?;
     let association = state
         .store
-        .create_association(cluster, request, token, Timestamp::now())
+        .create_association(cluster, request, token, state.clock.now())
         .await?;
     Ok(association_response(state, &association))
 }
@@ -112,20 +105,20 @@ pub async fn list(
     };
     let limit = query.max_results()?;
     let listing = listing(&cluster, &filter);
-    let after = match query.first("nextToken").filter(|t| !t.is_empty()) {
-        Some(token) => Some(AssociationId::parse(
-            &state.page_tokens.open(&listing, token)?,
-        )?),
-        None => None,
-    };
+    let after = state
+        .page_tokens
+        .resume_after(&listing, query)?
+        .map(|last| AssociationId::parse(&last))
+        .transpose()?;
     let page = state
         .store
         .list_associations(cluster, filter, after, limit)
         .await?;
-    let next_token = match (page.more, page.items.last()) {
-        (true, Some(last)) => Some(state.page_tokens.issue(&listing, last.id.as_str())),
-        _ => None,
-    };
+    let next_token = state.page_tokens.next_token(
+        &listing,
+        page.more,
+        page.items.last().map(|last| last.id.as_str()),
+    );
     let associations = page
         .items
         .iter()
@@ -178,10 +171,10 @@ pub async fn update(
         policy: policy(&body)?,
         claims,
     };
-    let token = token(&body)?;
+    let token = body.client_request_token()?;
     let association = state
         .store
-        .update_association(cluster, id, update, token, Timestamp::now())
+        .update_association(cluster, id, update, token, state.clock.now())
         .await?;
     Ok(association_response(state, &association))
 }
@@ -191,7 +184,7 @@ pub async fn delete(state: &AppState, cluster: &str, id: &str) -> Result<HttpRes
     let id = AssociationId::parse(id)?;
     let association = state
         .store
-        .delete_association(cluster, id, Timestamp::now())
+        .delete_association(cluster, id, state.clock.now())
         .await?;
     Ok(association_response(state, &association))
 }

@@ -8,8 +8,8 @@ use super::input::{required, JsonBody, Query};
 use super::wire::{ClusterOutput, ClusterShape, ListClustersOutput};
 use super::{ok_json, AppState};
 use crate::domain::{
-    parse_kubernetes_version, ClientRequestToken, ClusterName, ClusterStatus, NewCluster, RoleArn,
-    Tags, Timestamp, DEFAULT_KUBERNETES_VERSION,
+    parse_kubernetes_version, ClusterName, ClusterStatus, NewCluster, RoleArn, Tags,
+    DEFAULT_KUBERNETES_VERSION,
 };
 
 fn cluster_response(
@@ -36,10 +36,7 @@ pub async fn create(state: &AppState, body: JsonBody) -> Result<HttpResponse, Ap
         None => DEFAULT_KUBERNETES_VERSION.to_owned(),
     };
     let tags = Tags::parse("tags", body.string_map("tags")?.unwrap_or_default())?;
-    let token = body
-        .string("clientRequestToken")?
-        .map(ClientRequestToken::parse)
-        .transpose()?;
+    let token = body.client_request_token()?;
     let request = NewCluster {
         name,
         role_arn,
@@ -48,7 +45,7 @@ pub async fn create(state: &AppState, body: JsonBody) -> Result<HttpResponse, Ap
     };
     let cluster = state
         .store
-        .create_cluster(request, token, Timestamp::now())
+        .create_cluster(request, token, state.clock.now())
         .await?;
     // CreateCluster answers with the stored status (CREATING), as EKS does.
     Ok(cluster_response(state, &cluster, cluster.status))
@@ -104,7 +101,7 @@ pub async fn describe(state: &AppState, name: &str) -> Result<HttpResponse, ApiE
     Ok(cluster_response(
         state,
         &cluster,
-        cluster.status_at(Timestamp::now()),
+        cluster.status_at(state.clock.now()),
     ))
 }
 
@@ -113,18 +110,17 @@ const CLUSTERS_LISTING: &str = "clusters";
 
 pub async fn list(state: &AppState, query: &Query) -> Result<HttpResponse, ApiError> {
     let limit = query.max_results()?;
-    let after = match query.first("nextToken").filter(|t| !t.is_empty()) {
-        Some(token) => {
-            let last = state.page_tokens.open(CLUSTERS_LISTING, token)?;
-            Some(ClusterName::parse("nextToken", &last)?)
-        }
-        None => None,
-    };
+    let after = state
+        .page_tokens
+        .resume_after(CLUSTERS_LISTING, query)?
+        .map(|last| ClusterName::parse("nextToken", &last))
+        .transpose()?;
     let page = state.store.list_clusters(after, limit).await?;
-    let next_token = match (page.more, page.items.last()) {
-        (true, Some(last)) => Some(state.page_tokens.issue(CLUSTERS_LISTING, last.as_str())),
-        _ => None,
-    };
+    let next_token = state.page_tokens.next_token(
+        CLUSTERS_LISTING,
+        page.more,
+        page.items.last().map(ClusterName::as_str),
+    );
     Ok(ok_json(&ListClustersOutput {
         clusters: page.items.iter().map(ClusterName::as_str).collect(),
         next_token,

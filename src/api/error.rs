@@ -185,14 +185,7 @@ impl From<StoreError> for ApiError {
             StoreError::Rejected(domain) => domain.into(),
             other => {
                 // Opaque to the client, complete in the log: the whole source chain, once.
-                let mut chain = other.to_string();
-                let mut source = std::error::Error::source(&other);
-                while let Some(cause) = source {
-                    chain.push_str(": ");
-                    chain.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                log::error!("internal error: {chain}");
+                log::error!("internal error: {}", crate::failure::chain(&other));
                 ApiError::new(
                     ErrorType::ServerException,
                     "The server could not complete the request because of an internal error; nothing \

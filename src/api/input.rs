@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, ErrorType};
 use super::router::percent_decode;
+use crate::domain::ClientRequestToken;
 
 /// A request body: a JSON object, or nothing (then every member is absent).
 /// Members the server does not know are ignored, as newer clients send them.
@@ -108,6 +109,14 @@ impl JsonBody {
             Some(Value::Object(map)) => Ok(Some(map)),
             Some(other) => Err(wrong_type(member, "an object", other)),
         }
+    }
+
+    /// `clientRequestToken`, the idempotency token of the create and update operations.
+    pub fn client_request_token(&self) -> Result<Option<ClientRequestToken>, ApiError> {
+        Ok(self
+            .string("clientRequestToken")?
+            .map(ClientRequestToken::parse)
+            .transpose()?)
     }
 
     /// A map of strings to strings, such as `tags`.

@@ -7,6 +7,7 @@
 //! wire shape), then stamp a request ID on the answer and log one line.
 
 mod associations;
+mod clock;
 mod clusters;
 pub mod error;
 mod export;
@@ -26,7 +27,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::domain::AwsIdentity;
+use std::sync::Arc;
+
+use crate::domain::{AwsIdentity, Clock};
 use crate::store::Store;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
@@ -38,17 +41,35 @@ pub use router::Endpoint;
 pub struct AppState {
     pub store: Store,
     pub identity: AwsIdentity,
+    /// Every "now" a handler reads (token expiry, cluster activation).
+    pub clock: Arc<Clock>,
+    /// Set with `testing.clock_control`: the clock route is served.
+    pub clock_control: Option<ClockControl>,
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
     request_ids: RequestIds,
 }
 
+/// What `POST /admin/v1/clock` needs beyond the clock.
+pub struct ClockControl {
+    /// Runs the token sweep over every token now, blocking until it is done;
+    /// answers how many tokens it removed, or why it failed.
+    pub sweep_now: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
+}
+
 impl AppState {
-    pub fn new(store: Store, identity: AwsIdentity) -> Self {
+    pub fn new(
+        store: Store,
+        identity: AwsIdentity,
+        clock: Arc<Clock>,
+        clock_control: Option<ClockControl>,
+    ) -> Self {
         let page_tokens = PageTokens::new(store.page_token_secret());
         AppState {
             store,
             identity,
+            clock,
+            clock_control,
             page_tokens,
             metrics: Metrics::default(),
             request_ids: RequestIds::new(),
@@ -130,7 +151,11 @@ async fn dispatch(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let endpoint = Endpoint::parse(req.method(), req.uri().path());
+    let endpoint = Endpoint::parse(
+        req.method(),
+        req.uri().path(),
+        state.clock_control.is_some(),
+    );
     let operation = endpoint.as_ref().map_or("-", Endpoint::name);
     let cluster = endpoint
         .as_ref()
@@ -233,6 +258,7 @@ async fn handle(
         Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,
         Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
+        Endpoint::AdvanceClock => clock::advance(state, body).await,
         Endpoint::Export => export::export(state).await,
     }
 }

@@ -11,6 +11,7 @@
 //! start a listing at a key of their choice).
 
 use super::error::ApiError;
+use super::input::Query;
 
 #[derive(Debug, Clone)]
 pub struct PageTokens {
@@ -46,8 +47,25 @@ impl PageTokens {
         hash
     }
 
+    /// Where a request's page of `listing` starts: after the key its
+    /// `nextToken` carries, or at the beginning without one (an empty
+    /// `nextToken` counts as none, as the SDKs send it).
+    pub fn resume_after(&self, listing: &str, query: &Query) -> Result<Option<String>, ApiError> {
+        query
+            .first("nextToken")
+            .filter(|token| !token.is_empty())
+            .map(|token| self.open(listing, token))
+            .transpose()
+    }
+
+    /// The `nextToken` of a page of `listing`: one that continues after its
+    /// `last` key when `more` items follow, else none.
+    pub fn next_token(&self, listing: &str, more: bool, last: Option<&str>) -> Option<String> {
+        last.filter(|_| more).map(|last| self.issue(listing, last))
+    }
+
     /// The token that continues `listing` after `last`.
-    pub fn issue(&self, listing: &str, last: &str) -> String {
+    fn issue(&self, listing: &str, last: &str) -> String {
         format!(
             "{}.{:016x}",
             hex(last.as_bytes()),
@@ -56,7 +74,7 @@ impl PageTokens {
     }
 
     /// The `last` key of a token issued for `listing`.
-    pub fn open(&self, listing: &str, token: &str) -> Result<String, ApiError> {
+    fn open(&self, listing: &str, token: &str) -> Result<String, ApiError> {
         let invalid = || {
             ApiError::invalid_parameter(format!(
                 "nextToken {token} was not issued by this server for this listing; pass the \
@@ -95,6 +113,23 @@ mod tests {
                 tokens.open("associations/c1", garbage).is_err(),
                 "{garbage}"
             );
+        }
+    }
+
+    #[test]
+    fn a_page_continues_after_its_last_key_only_when_more_follow() {
+        let tokens = PageTokens::new([7; 16]);
+        assert_eq!(tokens.next_token("clusters", false, Some("c9")), None);
+        assert_eq!(tokens.next_token("clusters", true, None), None);
+        let token = tokens.next_token("clusters", true, Some("c9")).unwrap();
+        let query = Query::parse(&format!("nextToken={token}")).unwrap();
+        assert_eq!(
+            tokens.resume_after("clusters", &query).unwrap().as_deref(),
+            Some("c9")
+        );
+        for start in ["", "nextToken="] {
+            let query = Query::parse(start).unwrap();
+            assert_eq!(tokens.resume_after("clusters", &query).unwrap(), None);
         }
     }
 }

@@ -8,48 +8,49 @@ use actix_web::http::Method;
 
 use super::error::{ApiError, ErrorType};
 
-/// One operation of the API with its path labels, decoded but not yet validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+/// The one table of operations. Each becomes a variant of [`Endpoint`]
+/// with its path labels (decoded, not yet validated); its name, in logs and
+/// metrics, is the variant's name.
+macro_rules! operations {
+    ($($(#[$doc:meta])* $operation:ident $({ $($label:ident),+ })?,)+) => {
+        /// One operation of the API with its path labels, decoded but not yet validated.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Endpoint {
+            $($(#[$doc])* $operation $({ $($label: String),+ })?,)+
+        }
+
+        /// Every operation name, for the request metrics; `-` is an unknown route.
+        pub const OPERATIONS: &[&str] = &[$(stringify!($operation),)+ "-"];
+
+        impl Endpoint {
+            /// The operation's name, for logs and metrics.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Endpoint::$operation { .. } => stringify!($operation),)+
+                }
+            }
+        }
+    };
+}
+
+operations! {
     CreateCluster,
     ListClusters,
-    DescribeCluster {
-        name: String,
-    },
-    DeleteCluster {
-        name: String,
-    },
-    CreatePodIdentityAssociation {
-        cluster: String,
-    },
-    ListPodIdentityAssociations {
-        cluster: String,
-    },
-    DescribePodIdentityAssociation {
-        cluster: String,
-        id: String,
-    },
-    UpdatePodIdentityAssociation {
-        cluster: String,
-        id: String,
-    },
-    DeletePodIdentityAssociation {
-        cluster: String,
-        id: String,
-    },
-    TagResource {
-        arn: String,
-    },
-    UntagResource {
-        arn: String,
-    },
-    ListTagsForResource {
-        arn: String,
-    },
+    DescribeCluster { name },
+    DeleteCluster { name },
+    CreatePodIdentityAssociation { cluster },
+    ListPodIdentityAssociations { cluster },
+    DescribePodIdentityAssociation { cluster, id },
+    UpdatePodIdentityAssociation { cluster, id },
+    DeletePodIdentityAssociation { cluster, id },
+    TagResource { arn },
+    UntagResource { arn },
+    ListTagsForResource { arn },
     /// `PUT /admin/v1/clusters/{name}/status`: set a cluster's status (testing aid).
-    SetClusterStatus {
-        name: String,
-    },
+    SetClusterStatus { name },
+    /// `POST /admin/v1/clock`: move the server's clock forward; served only
+    /// with `testing.clock_control`.
+    AdvanceClock,
     /// `GET /admin/v1/export`: every cluster and association as JSON lines.
     Export,
     /// `GET /healthz`: the process answers.
@@ -60,52 +61,7 @@ pub enum Endpoint {
     Metrics,
 }
 
-/// Every operation name, for the request metrics; `-` is an unknown route.
-pub const OPERATIONS: [&str; 18] = [
-    "CreateCluster",
-    "ListClusters",
-    "DescribeCluster",
-    "DeleteCluster",
-    "CreatePodIdentityAssociation",
-    "ListPodIdentityAssociations",
-    "DescribePodIdentityAssociation",
-    "UpdatePodIdentityAssociation",
-    "DeletePodIdentityAssociation",
-    "TagResource",
-    "UntagResource",
-    "ListTagsForResource",
-    "SetClusterStatus",
-    "Export",
-    "Health",
-    "Ready",
-    "Metrics",
-    "-",
-];
-
 impl Endpoint {
-    /// The operation's name, for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Endpoint::CreateCluster => "CreateCluster",
-            Endpoint::ListClusters => "ListClusters",
-            Endpoint::DescribeCluster { .. } => "DescribeCluster",
-            Endpoint::DeleteCluster { .. } => "DeleteCluster",
-            Endpoint::CreatePodIdentityAssociation { .. } => "CreatePodIdentityAssociation",
-            Endpoint::ListPodIdentityAssociations { .. } => "ListPodIdentityAssociations",
-            Endpoint::DescribePodIdentityAssociation { .. } => "DescribePodIdentityAssociation",
-            Endpoint::UpdatePodIdentityAssociation { .. } => "UpdatePodIdentityAssociation",
-            Endpoint::DeletePodIdentityAssociation { .. } => "DeletePodIdentityAssociation",
-            Endpoint::TagResource { .. } => "TagResource",
-            Endpoint::UntagResource { .. } => "UntagResource",
-            Endpoint::ListTagsForResource { .. } => "ListTagsForResource",
-            Endpoint::SetClusterStatus { .. } => "SetClusterStatus",
-            Endpoint::Export => "Export",
-            Endpoint::Health => "Health",
-            Endpoint::Ready => "Ready",
-            Endpoint::Metrics => "Metrics",
-        }
-    }
-
     /// The cluster a pod identity operation names, for the `clusterName` of its errors.
     pub fn cluster_label(&self) -> Option<&str> {
         match self {
@@ -120,7 +76,13 @@ impl Endpoint {
         }
     }
 
-    pub fn parse(method: &Method, raw_path: &str) -> Result<Endpoint, ApiError> {
+    /// The endpoint of a request. `clock_control`: whether `POST
+    /// /admin/v1/clock` is served; without it that path is unknown.
+    pub fn parse(
+        method: &Method,
+        raw_path: &str,
+        clock_control: bool,
+    ) -> Result<Endpoint, ApiError> {
         let raw: Vec<&str> = raw_path
             .strip_prefix('/')
             .unwrap_or(raw_path)
@@ -181,6 +143,10 @@ impl Endpoint {
                 "PUT" => Ok(Endpoint::SetClusterStatus { name: name.to_owned() }),
                 _ => not_allowed("PUT"),
             },
+            ["admin", "v1", "clock"] if clock_control => match m {
+                "POST" => Ok(Endpoint::AdvanceClock),
+                _ => not_allowed("POST"),
+            },
             ["admin", "v1", "export"] => match m {
                 "GET" => Ok(Endpoint::Export),
                 _ => not_allowed("GET"),
@@ -226,7 +192,7 @@ mod tests {
     use super::*;
 
     fn parse(method: Method, path: &str) -> Result<Endpoint, ApiError> {
-        Endpoint::parse(&method, path)
+        Endpoint::parse(&method, path, false)
     }
 
     #[test]
@@ -290,9 +256,22 @@ mod tests {
             parse(Method::GET, "/clusters/c/pod-identity-associations/a"),
             parse(Method::PUT, "/admin/v1/clusters/c/status"),
             parse(Method::GET, "/metrics"),
+            Endpoint::parse(&Method::POST, "/admin/v1/clock", true),
         ];
         for endpoint in endpoints {
             assert!(OPERATIONS.contains(&endpoint.unwrap().name()));
+        }
+    }
+
+    #[test]
+    fn the_clock_route_exists_only_with_clock_control() {
+        let on = |method| Endpoint::parse(&method, "/admin/v1/clock", true);
+        assert_eq!(on(Method::POST).unwrap(), Endpoint::AdvanceClock);
+        assert_eq!(on(Method::GET).unwrap_err().status(), 405);
+        for method in [Method::POST, Method::GET] {
+            let err = parse(method, "/admin/v1/clock").unwrap_err();
+            assert_eq!(err.kind, ErrorType::UnknownOperationException);
+            assert_eq!(err.status(), 404);
         }
     }
 

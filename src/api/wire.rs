@@ -137,3 +137,14 @@ pub struct ListClustersOutput<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
+
+/// The answer of `POST /admin/v1/clock`: the server's new "now", and how
+/// many tokens the sweep removed when one was asked for.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockOutput {
+    /// Epoch seconds, as every timestamp of the API.
+    pub now: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swept_tokens: Option<u64>,
+}

@@ -14,9 +14,8 @@
 //!
 //! # Limits
 //! The whole file is held in memory (as clusters and associations) between
-//! steps 2 and 3, so memory grows with the file. Measured (`cargo bench
-//! --bench scale`): 1,000,000 associations took 24-38 s and peaked at
-//! 1.3 GiB of resident memory.
+//! steps 2 and 3, so memory grows with the file (`cargo bench --bench
+//! scale` measures the peak; `docs/performance.md` has a run).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -90,12 +89,15 @@ pub fn import(
     closed?;
     progress.say("writing the store's recovery snapshot");
     // Only for a fast first start: the import has succeeded whatever this does.
-    let snapshot = crate::startup::without_engine_panics(dir, || {
+    let snapshot = crate::failure::without_engine_panics(dir, || {
         store::write_recovery_snapshot(dir, cache_capacity_bytes)
     });
     progress.finish();
     if let Err(e) = snapshot {
-        log::warn!("could not write the store's recovery snapshot (the import is complete): {e}");
+        log::warn!(
+            "could not write the store's recovery snapshot (the import is complete): {}",
+            crate::failure::chain(&e)
+        );
     }
     Ok(imported)
 }

@@ -21,7 +21,7 @@ pub use error::DomainError;
 pub use names::{
     AssociationId, ClientRequestToken, ClusterName, Namespace, ServiceAccountName, Tags,
 };
-pub use time::Timestamp;
+pub use time::{Clock, Timestamp};
 
 /// A caller's value for an error message: quoted, and cut after 64
 /// characters so that a huge value does not make a huge answer.

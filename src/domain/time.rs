@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A point in time with millisecond precision, the precision EKS shows.
 ///
@@ -10,6 +11,8 @@ use std::fmt;
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// The system clock. The server reads "now" through its [`Clock`], which
+    /// tests can move forward; this is for tools that read a stopped store.
     pub fn now() -> Self {
         let now = ::time::OffsetDateTime::now_utc();
         Timestamp((now.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -45,6 +48,34 @@ impl Timestamp {
     }
 }
 
+/// The server's "now": the system clock plus an offset that only moves
+/// forward. The offset is 0 unless `testing.clock_control` lets a test move
+/// it (`POST /admin/v1/clock`), so that token expiry, the token sweep and
+/// cluster activation can be tested without waiting. It lives in the
+/// process: a restart starts again from the system clock.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicU64,
+}
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        Timestamp::now().plus_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+
+    /// Moves the clock `seconds` forward; answers the new "now".
+    pub fn advance(&self, seconds: u64) -> Timestamp {
+        let ms = seconds.saturating_mul(1000);
+        // `fetch_update` with a closure that always answers `Some` cannot fail.
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| {
+                Some(offset.saturating_add(ms))
+            });
+        self.now()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.as_epoch_seconds())
@@ -67,6 +98,17 @@ mod tests {
             t.next_after(Timestamp::from_millis(5_000)).as_millis(),
             5_000
         );
+    }
+
+    #[test]
+    fn an_advanced_clock_is_ahead_of_the_system_clock_by_at_least_the_advance() {
+        let clock = Clock::default();
+        let before = Timestamp::now();
+        assert!(clock.now() >= before);
+        let moved = clock.advance(3_600);
+        assert!(moved >= before.plus_seconds(3_600), "{moved} {before}");
+        assert!(clock.now() >= moved);
+        assert!(clock.advance(0) >= moved, "the clock never goes back");
     }
 
     #[test]

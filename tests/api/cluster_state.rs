@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{role, s, TestApp, ALL_STATUSES};
+use crate::helpers::{role, s, TestApp, ALL_STATUSES, CLOCK_CONTROL};
 
 /// Sets every status in turn and tries both association writes; they must
 /// succeed exactly in `writable`, and reads must work in every state.
@@ -109,7 +109,7 @@ fn writable_states_from_the_config_file_decide_which_states_accept_writes() {
 
 #[test]
 fn a_status_set_through_the_admin_route_stays_also_after_a_restart() {
-    let mut app = TestApp::spawn();
+    let mut app = TestApp::spawn_with_config(CLOCK_CONTROL);
     app.given_cluster("c1");
     app.create_cluster("c2").cluster();
     // CREATING set by hand does not turn ACTIVE by itself (delay 0 otherwise).
@@ -121,7 +121,7 @@ fn a_status_set_through_the_admin_route_stays_also_after_a_restart() {
         app.set_cluster_status("c2", "UPDATING").cluster()["status"],
         "UPDATING"
     );
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    app.advance_clock(86_400);
     assert_eq!(app.describe_cluster("c1").cluster()["status"], "CREATING");
     app.restart();
     assert_eq!(app.describe_cluster("c1").cluster()["status"], "CREATING");

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::helpers::{now_seconds, role, s, ts, TestApp, ACCOUNT};
+use crate::helpers::{now_seconds, role, s, ts, TestApp, ACCOUNT, CLOCK_CONTROL};
 
 #[test]
 fn a_new_cluster_answers_creating_and_then_reads_as_active() {
@@ -43,8 +43,11 @@ fn a_new_cluster_answers_creating_and_then_reads_as_active() {
 }
 
 #[test]
-fn with_an_activation_delay_a_new_cluster_stays_creating_and_refuses_association_writes() {
-    let app = TestApp::spawn_with_config("[clusters]\nactivation_delay_ms = 60000\n");
+fn with_an_activation_delay_a_new_cluster_stays_creating_and_refuses_association_writes_until_it_passes(
+) {
+    let app = TestApp::spawn_with_config(&format!(
+        "[clusters]\nactivation_delay_ms = 60000\n{CLOCK_CONTROL}"
+    ));
     assert_eq!(app.create_cluster("slow").cluster()["status"], "CREATING");
     assert_eq!(app.describe_cluster("slow").cluster()["status"], "CREATING");
     let answer = app.create_association(
@@ -56,9 +59,17 @@ fn with_an_activation_delay_a_new_cluster_stays_creating_and_refuses_association
         message.contains("slow") && message.contains("CREATING"),
         "{message}"
     );
-    // The admin route still activates it at once.
-    app.set_cluster_status("slow", "ACTIVE").cluster();
+    // Still CREATING well before the delay has passed...
+    app.advance_clock(50);
+    assert_eq!(app.describe_cluster("slow").cluster()["status"], "CREATING");
+    // ... ACTIVE, and taking association writes, once it has.
+    app.advance_clock(11);
+    assert_eq!(app.describe_cluster("slow").cluster()["status"], "ACTIVE");
     app.given_association("slow", "default", "app", &role("r"));
+    // The admin route activates a cluster at once.
+    assert_eq!(app.create_cluster("fresh").cluster()["status"], "CREATING");
+    app.set_cluster_status("fresh", "ACTIVE").cluster();
+    app.given_association("fresh", "default", "app", &role("r"));
 }
 
 #[test]

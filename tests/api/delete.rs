@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{query, role, s, TestApp, ALL_STATUSES};
+use crate::helpers::{query, role, s, TestApp, ALL_STATUSES, CLOCK_CONTROL};
 
 const T1: &str = "0b7e2f7c-3b1e-4c55-9d6a-4f1d2c3b4a01";
 const U1: &str = "0b7e2f7c-3b1e-4c55-9d6a-4f1d2c3b4a02";
@@ -338,8 +338,11 @@ fn concurrent_deletes_of_one_association_succeed_exactly_once() {
 #[test]
 fn deleting_an_association_leaves_alone_a_newer_associations_create_token_that_reused_its_expired_token(
 ) {
-    // Tokens live 2 s here, so a token can expire and be reused within the test.
-    let app = TestApp::spawn_with_config("[idempotency]\ntoken_ttl_seconds = 2\n");
+    // The server's clock is moved past a token's time, so that it expires
+    // and is reused within the test.
+    let app = TestApp::spawn_with_config(&format!(
+        "[idempotency]\ntoken_ttl_seconds = 60\n{CLOCK_CONTROL}"
+    ));
     app.given_cluster("c1");
     let request = |sa: &str| {
         json!({
@@ -350,7 +353,7 @@ fn deleting_an_association_leaves_alone_a_newer_associations_create_token_that_r
         })
     };
     let old = app.create_association("c1", &request("old")).association();
-    std::thread::sleep(std::time::Duration::from_millis(2_200));
+    app.advance_clock(61);
 
     // T1 has expired, so it is free for a new request: a new association.
     let new = app.create_association("c1", &request("new")).association();

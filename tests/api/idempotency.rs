@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{role, s, TestApp};
+use crate::helpers::{role, s, TestApp, CLOCK_CONTROL};
 
 const T1: &str = "6c0f7e0a-8f8b-4b6e-9d43-0d8c0a6f1a01";
 const T2: &str = "6c0f7e0a-8f8b-4b6e-9d43-0d8c0a6f1a02";
@@ -212,9 +212,9 @@ fn an_update_retried_with_its_token_returns_its_first_answer_and_changes_nothing
 
 #[test]
 fn an_expired_token_is_free_again_and_the_sweep_removes_it() {
-    let mut app = TestApp::spawn_with_config(
-        "[idempotency]\ntoken_ttl_seconds = 1\nsweep_interval_seconds = 1\n",
-    );
+    let mut app = TestApp::spawn_with_config(&format!(
+        "[idempotency]\ntoken_ttl_seconds = 60\n{CLOCK_CONTROL}"
+    ));
     app.given_cluster("c1");
     let first = app
         .create_association(
@@ -232,9 +232,17 @@ fn an_expired_token_is_free_again_and_the_sweep_removes_it() {
         &json!({ "roleArn": role("r2"), "clientRequestToken": T2 }),
     )
     .association();
-    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    // Still remembered well within its time...
+    app.advance_clock(50);
+    let retry = app.update_association(
+        "c1",
+        &id,
+        &json!({ "roleArn": role("r9"), "clientRequestToken": T2 }),
+    );
+    retry.error(400, "InvalidParameterException");
+    app.advance_clock(11);
 
-    // Expired: the same token with other parameters is a new request...
+    // ... free again after it: the same token with other parameters is a new request...
     let other = app
         .create_association(
             "c1",
@@ -257,23 +265,12 @@ fn an_expired_token_is_free_again_and_the_sweep_removes_it() {
         .association();
     assert_eq!(again["roleArn"], role("r2"));
 
-    // The background sweep removes expired tokens.
+    // The sweep removes expired tokens: the two saved again just now (in
+    // place of the expired ones), once their time is up too.
+    assert_eq!(app.advance_clock_and_sweep(61), 2);
     // A write without a token after it makes the sweep's work durable.
-    let mut counts = None;
-    for attempt in 0..10 {
-        std::thread::sleep(std::time::Duration::from_millis(1_500));
-        app.update_association(
-            "c1",
-            &id,
-            &json!({ "roleArn": role(&format!("s{attempt}")) }),
-        )
+    app.update_association("c1", &id, &json!({ "roleArn": role("s") }))
         .association();
-        let now = app.stored_counts();
-        counts = Some(now);
-        if now.tokens == 0 {
-            break;
-        }
-    }
-    let counts = counts.unwrap();
+    let counts = app.stored_counts();
     assert_eq!(counts.tokens, 0, "{counts:?}");
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{role, TestApp};
+use crate::helpers::{role, sample, TestApp};
 
 /// GETs a plain-text page: (status, content type, body).
 fn page(app: &TestApp, path: &str) -> (u16, String, String) {
@@ -18,12 +18,6 @@ fn page(app: &TestApp, path: &str) -> (u16, String, String) {
         .unwrap_or_default()
         .to_owned();
     (status, content_type, response.into_string().unwrap())
-}
-
-/// The value of an unlabelled or labelled sample line, if present.
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[test]

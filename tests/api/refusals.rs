@@ -142,20 +142,26 @@ fn a_data_file_cut_short_after_a_clean_stop_is_refused() {
 fn a_data_file_cut_short_after_a_crash_is_refused() {
     let mut app = TestApp::spawn();
     let early = store_with_writes(&app);
-    // The durable write count is recorded at most once a second, after a flush.
-    std::thread::sleep(std::time::Duration::from_millis(1_100));
-    app.given_cluster("late");
-    // The count is recorded just after the writers are answered: wait for it.
+    // The durable write count is recorded after a flush, at most once a
+    // second of the store's own (real) time, just after the writers are
+    // answered: write until it covers more than the early writes.
     let witness = app.data_dir.join("durable-writes");
+    let recorded = || {
+        std::fs::read_to_string(&witness)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read_to_string(&witness)
-        .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        <= 5
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut late = 0;
+    while recorded() <= 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the durable write count was not recorded"
+        );
+        app.given_cluster(&format!("late{late}"));
+        late += 1;
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     app.kill();
     cut_data_file(&app.data_dir, early);

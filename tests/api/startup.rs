@@ -244,3 +244,24 @@ fn page_compression_is_chosen_when_a_store_is_created_and_kept_after() {
     default.stop();
     assert!(sled_conf(&default.data_dir).contains("\nuse_compression: false\n"));
 }
+
+#[test]
+fn a_start_up_or_command_failure_prints_the_operating_systems_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let data_dir = file.join("data");
+    let mut migrate = vec![OsString::from("migrate")];
+    migrate.extend(serve_args(&data_dir));
+    for args in [serve_args(&data_dir), migrate] {
+        let exit = run_to_exit(command(&args, &[]));
+        assert!(!exit.status.success(), "{args:?}: {}", exit.stdout);
+        let line = exit
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("pod-identity-store: "))
+            .unwrap_or_else(|| panic!("{args:?}: no error line in {}", exit.stderr));
+        assert!(line.contains(&data_dir.display().to_string()), "{line}");
+        assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
+    }
+}

@@ -232,12 +232,14 @@ fn deleting_a_migrated_association_removes_the_tokens_it_was_created_and_updated
     load_fixture(&up.data_dir());
     let token_keys = |data_dir: &Path| -> Vec<Vec<u8>> {
         let db = crate::helpers::open_store_directly(data_dir).unwrap();
-        db.open_tree(keys::TREE_TOKENS)
-            .unwrap()
-            .iter()
-            .keys()
-            .map(|k| k.unwrap().to_vec())
-            .collect()
+        // Not collected in the block's last expression: its temporaries
+        // (the tree, its iterator) would outlive `db` and hold sled's file
+        // while `db`'s drop waits for sled to let go of it.
+        let mut found = Vec::new();
+        for key in db.open_tree(keys::TREE_TOKENS).unwrap().iter().keys() {
+            found.push(key.unwrap().to_vec());
+        }
+        found
     };
     let is_fixture_token = |key: &Vec<u8>, token: &str| key.ends_with(token.as_bytes());
     let before = token_keys(&up.data_dir());
