@@ -67,8 +67,8 @@ pub struct StoreConfig {
     /// only as pages are read; lower it to cap the memory of a large store.
     pub cache_capacity_bytes: u64,
     /// Whether a store this server creates compresses sled's pages (zstd).
-    /// Its data dir is then about a third of the size, and its writes cost
-    /// a third to a half more CPU. sled cannot change it for a store: one
+    /// Its data dir is then much smaller, and its writes cost more CPU
+    /// (`docs/performance.md`). sled cannot change it for a store: one
     /// keeps what it was created with.
     pub compression: bool,
     /// How often sled's own flush thread runs, in milliseconds, which is
