@@ -39,12 +39,6 @@ pub struct Application {
     signals: Signals,
 }
 
-/// The store's settings from `config`; [`Config::store_settings`] is the
-/// one to call (this name stays while the store's own tests use it).
-pub fn store_settings(config: &Config) -> StoreSettings {
-    config.store_settings()
-}
-
 impl Application {
     /// Everything up to a bound port; the server runs once awaited.
     pub async fn build(config: &Config) -> Result<Application, StartupError> {

@@ -80,7 +80,7 @@ pub enum StoreError {
         cause: io::Error,
     },
 
-    #[error("the storage engine failed: {0}")]
+    #[error("the storage engine failed: {}", engine_cause(.0))]
     Engine(sled::Error),
 
     /// A flush or fsync failed; the write may not be on disk.
@@ -94,6 +94,16 @@ pub enum StoreError {
 impl From<sled::Error> for StoreError {
     fn from(error: sled::Error) -> Self {
         StoreError::Engine(error)
+    }
+}
+
+/// sled's error as a person should read it: its I/O errors in the OS's
+/// words ("No space left on device (os error 28)") rather than sled's
+/// `IO error: Os { code: 28, … }` debug form.
+fn engine_cause(error: &sled::Error) -> String {
+    match error {
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -150,6 +160,7 @@ mod tests {
         let shown = error.to_string();
         assert!(shown.starts_with("the storage engine failed: "), "{shown}");
         assert!(shown.contains("No space left on device"), "{shown}");
+        assert!(!shown.contains("Os {"), "sled's debug form: {shown}");
         assert_eq!(chain(&error).matches("No space left on device").count(), 1);
     }
 }
