@@ -28,6 +28,7 @@ use aws_credential_types::Credentials;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ClusterName, Timestamp};
+use crate::eksauth::sts::{error_chain, https_client};
 
 /// The path the SDKs' container credential provider is pointed at.
 pub const CREDENTIALS_PATH: &str = "/v1/credentials";
@@ -174,7 +175,7 @@ impl Signer {
         }
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_owned()))
-            .http_client(crate::eksauth::sts::https_client())
+            .http_client(https_client())
             .load()
             .await;
         let Some(chain) = config.credentials_provider() else {
@@ -188,7 +189,7 @@ impl Signer {
             Err(e) => {
                 log::warn!(
                     "no AWS credentials found ({}): calls to the server go unsigned",
-                    aws_sdk_sts::error::DisplayErrorContext(&e)
+                    error_chain(&e)
                 );
                 Signer::Unsigned
             }
@@ -202,7 +203,7 @@ impl Signer {
             Signer::Chain(chain) => chain.provide_credentials().await.map(Some).map_err(|e| {
                 format!(
                     "the agent's AWS credentials could not be resolved: {}",
-                    aws_sdk_sts::error::DisplayErrorContext(&e)
+                    error_chain(&e)
                 )
             }),
             Signer::Unsigned => Ok(None),

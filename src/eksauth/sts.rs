@@ -23,7 +23,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::config::{Credentials, IdentityCache, SharedHttpClient};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleOutput;
 use aws_sdk_sts::types::Tag;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -205,9 +205,26 @@ impl StsProvider {
         ProviderError::Unreachable(format!(
             "STS at {} could not be reached for AssumeRole of {role}: {}",
             self.endpoint,
-            DisplayErrorContext(&err)
+            error_chain(&err)
         ))
     }
+}
+
+/// An error and its sources on one line, for a message or a log line (the
+/// SDK's errors put their details in the sources, some over several lines).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // The SDK's layers often repeat their source's text.
+        if !chain.ends_with(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        source = cause.source();
+    }
+    chain.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn issued(role: &str, answer: AssumeRoleOutput) -> Result<IssuedCredentials, ProviderError> {
