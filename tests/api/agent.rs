@@ -148,6 +148,13 @@ impl Running {
     }
 }
 
+/// The stand-in eks-auth server, and an agent in front of it with a key.
+fn keyed_agent() -> (StandIn, Running) {
+    let server = StandIn::start(eks_auth);
+    let agent = agent(&with_key(&server.url()), &[]);
+    (server, agent)
+}
+
 fn with_key(server: &str) -> Vec<&str> {
     vec![
         "--server",
@@ -163,9 +170,7 @@ fn with_key(server: &str) -> Vec<&str> {
 
 #[test]
 fn the_agent_answers_the_servers_credentials_in_the_container_credentials_shape() {
-    let server = StandIn::start(eks_auth);
-    let url = server.url();
-    let agent = agent(&with_key(&url), &[]);
+    let (server, agent) = keyed_agent();
     let before = now();
     let (status, body) = agent.credentials(Some(POD_A));
     assert_eq!(status, 200, "{body}");
@@ -199,9 +204,7 @@ fn the_agent_answers_the_servers_credentials_in_the_container_credentials_shape(
 
 #[test]
 fn a_second_call_with_the_same_token_is_answered_from_the_cache_and_another_token_is_not() {
-    let server = StandIn::start(eks_auth);
-    let url = server.url();
-    let agent = agent(&with_key(&url), &[]);
+    let (server, agent) = keyed_agent();
     let (_, first) = agent.credentials(Some(POD_A));
     let (status, again) = agent.credentials(Some(POD_A));
     assert_eq!(status, 200);
@@ -222,9 +225,7 @@ fn a_second_call_with_the_same_token_is_answered_from_the_cache_and_another_toke
 
 #[test]
 fn credentials_that_have_already_expired_are_not_kept() {
-    let server = StandIn::start(eks_auth);
-    let url = server.url();
-    let agent = agent(&with_key(&url), &[]);
+    let (server, agent) = keyed_agent();
     assert_eq!(agent.credentials(Some(LAPSED)).0, 200);
     assert_eq!(agent.credentials(Some(LAPSED)).0, 200);
     assert_eq!(server.seen().len(), 2);
@@ -232,9 +233,7 @@ fn credentials_that_have_already_expired_are_not_kept() {
 
 #[test]
 fn a_call_without_a_token_gets_400_saying_where_the_token_goes() {
-    let server = StandIn::start(eks_auth);
-    let url = server.url();
-    let agent = agent(&with_key(&url), &[]);
+    let (server, agent) = keyed_agent();
     for token in [None, Some("  ")] {
         let (status, body) = agent.credentials(token);
         assert_eq!(status, 400, "{body}");
@@ -250,9 +249,7 @@ fn a_call_without_a_token_gets_400_saying_where_the_token_goes() {
 
 #[test]
 fn the_servers_errors_are_passed_on_with_their_status_and_message_and_not_kept() {
-    let server = StandIn::start(eks_auth);
-    let url = server.url();
-    let agent = agent(&with_key(&url), &[]);
+    let (server, agent) = keyed_agent();
     let (status, body) = agent.credentials(Some(EXPIRED));
     assert_eq!(status, 400);
     assert_eq!(
@@ -303,27 +300,21 @@ fn calls_are_signed_for_eks_auth_with_the_agents_key_from_flags_or_the_environme
     );
     assert_eq!(from_env.credentials(Some(POD_A)).0, 200);
     let seen = server.seen();
-    let authorization = |i: usize| seen[i].header("authorization").unwrap().to_owned();
-    let flags_auth = authorization(0);
-    assert!(
-        flags_auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDAGENT/"),
-        "{flags_auth}"
-    );
-    assert!(
-        flags_auth.contains("/us-east-1/eks-auth/aws4_request"),
-        "{flags_auth}"
-    );
-    assert!(seen[0].header("x-amz-date").is_some());
-    let env_auth = authorization(1);
-    assert!(
-        env_auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDFROMENV/"),
-        "{env_auth}"
-    );
-    assert!(
-        env_auth.contains("/eu-west-1/eks-auth/aws4_request"),
-        "{env_auth}"
-    );
+    assert_signed(&seen[0], "AKIDAGENT", "us-east-1");
+    assert_signed(&seen[1], "AKIDFROMENV", "eu-west-1");
     assert_eq!(seen[1].header("x-amz-security-token"), Some("env-session"));
+}
+
+/// `request` carries a SigV4 signature of `key_id` for eks-auth in `region`.
+fn assert_signed(request: &Seen, key_id: &str, region: &str) {
+    let authorization = request.header("authorization").unwrap_or_default();
+    let credential = format!("AWS4-HMAC-SHA256 Credential={key_id}/");
+    let scope = format!("/{region}/eks-auth/aws4_request");
+    assert!(
+        authorization.starts_with(&credential) && authorization.contains(&scope),
+        "{authorization:?} is not a signature of {key_id} for eks-auth in {region}"
+    );
+    assert!(request.header("x-amz-date").is_some());
 }
 
 #[test]
@@ -339,58 +330,24 @@ fn without_any_key_the_calls_go_unsigned() {
 #[test]
 fn bad_agent_settings_are_refused_at_start_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases = [
         (
-            &[
-                "agent",
-                "--listen",
-                "127.0.0.1:0",
-                "--server",
-                "localhost:8080",
-                "--cluster",
-                "dev",
-            ],
+            "--listen 127.0.0.1:0 --server localhost:8080 --cluster dev",
             "--server",
         ),
         (
-            &[
-                "agent",
-                "--listen",
-                "127.0.0.1:0",
-                "--server",
-                "http://127.0.0.1:1",
-                "--cluster",
-                "dev.cluster",
-            ],
+            "--listen 127.0.0.1:0 --server http://127.0.0.1:1 --cluster dev.cluster",
             "--cluster",
         ),
+        ("--server http://127.0.0.1:1 --cluster dev", "--listen"),
         (
-            &[
-                "agent",
-                "--server",
-                "http://127.0.0.1:1",
-                "--cluster",
-                "dev",
-            ],
-            "--listen",
-        ),
-        (
-            &[
-                "agent",
-                "--listen",
-                "127.0.0.1:0",
-                "--server",
-                "http://127.0.0.1:1",
-                "--cluster",
-                "dev",
-                "--access-key-id",
-                "A",
-            ],
+            "--listen 127.0.0.1:0 --server http://127.0.0.1:1 --cluster dev --access-key-id A",
             "--secret-access-key",
         ),
     ];
     for (args, flag) in cases {
-        let exit = run_to_exit(agent_command(args, &dir));
+        let args: Vec<&str> = std::iter::once("agent").chain(args.split(' ')).collect();
+        let exit = run_to_exit(agent_command(&args, &dir));
         assert!(!exit.status.success(), "{args:?} started");
         assert!(exit.stderr.contains(flag), "{args:?}: {}", exit.stderr);
     }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sts::config::Credentials;
-use pod_identity_store::eksauth::provider::{ProviderError, RoleRequest};
+use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
+use pod_identity_store::eksauth::provider::{IssuedCredentials, ProviderError, RoleRequest};
 use pod_identity_store::eksauth::sts::{https_client, StsProvider};
 
 use crate::helpers::now_seconds;
@@ -102,6 +103,22 @@ async fn sdk_config(endpoint: &str, key: Credentials) -> aws_config::SdkConfig {
         .await
 }
 
+/// Who `issued` authenticates as, asked of moto's STS with them.
+async fn caller_identity(moto: &Moto, issued: &IssuedCredentials) -> GetCallerIdentityOutput {
+    let minted = Credentials::new(
+        issued.access_key_id.clone(),
+        issued.secret_access_key.clone(),
+        Some(issued.session_token.clone()),
+        None,
+        "minted",
+    );
+    aws_sdk_sts::Client::new(&sdk_config(&moto.url, minted).await)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn provider(endpoint: &str) -> StsProvider {
     let key = Credentials::new("AKIDSERVER", "server-secret", None, None, "test");
     StsProvider::from_sdk_config(&sdk_config(endpoint, key).await)
@@ -173,19 +190,7 @@ async fn a_target_role_is_assumed_with_the_first_roles_credentials_and_its_crede
         issued.assumed_role_arn,
         format!("arn:aws:sts::111122223333:assumed-role/data-reader/{SESSION}")
     );
-    // Who the minted credentials are, asked of STS with them.
-    let minted = Credentials::new(
-        issued.access_key_id.clone(),
-        issued.secret_access_key.clone(),
-        Some(issued.session_token.clone()),
-        None,
-        "minted",
-    );
-    let caller = aws_sdk_sts::Client::new(&sdk_config(&moto.url, minted).await)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap();
+    let caller = caller_identity(&moto, &issued).await;
     assert_eq!(caller.arn(), Some(issued.assumed_role_arn.as_str()));
     assert_eq!(caller.account(), Some("111122223333"));
 }
@@ -198,18 +203,7 @@ async fn get_caller_identity_with_the_minted_credentials_names_the_assumed_role(
     untagged.transitive_tag_keys.clear();
     untagged.policy = None;
     let issued = provider(&moto.url).await.assume(&untagged).await.unwrap();
-    let minted = Credentials::new(
-        issued.access_key_id.clone(),
-        issued.secret_access_key,
-        Some(issued.session_token),
-        None,
-        "minted",
-    );
-    let caller = aws_sdk_sts::Client::new(&sdk_config(&moto.url, minted).await)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap();
+    let caller = caller_identity(&moto, &issued).await;
     assert_eq!(
         caller.arn(),
         Some(format!("arn:aws:sts::123456789012:assumed-role/web/{SESSION}").as_str())
