@@ -160,7 +160,13 @@ struct Cached {
 /// Where the agent's signing key comes from.
 enum Signer {
     Key(Credentials),
-    Chain(SharedCredentialsProvider),
+    /// The standard chain, and the credentials it gave last, reused until
+    /// they are about to expire (instance or container credentials would
+    /// otherwise cost a metadata call per call to the server).
+    Chain {
+        chain: SharedCredentialsProvider,
+        last: Mutex<Option<Credentials>>,
+    },
     Unsigned,
 }
 
@@ -182,9 +188,12 @@ impl Signer {
             return Signer::Unsigned;
         };
         match chain.provide_credentials().await {
-            Ok(_) => {
+            Ok(found) => {
                 log::info!("signing calls to the server with the standard AWS chain's credentials");
-                Signer::Chain(chain)
+                Signer::Chain {
+                    chain,
+                    last: Mutex::new(Some(found)),
+                }
             }
             Err(e) => {
                 log::warn!(
@@ -200,12 +209,21 @@ impl Signer {
     async fn key(&self) -> Result<Option<Credentials>, String> {
         match self {
             Signer::Key(key) => Ok(Some(key.clone())),
-            Signer::Chain(chain) => chain.provide_credentials().await.map(Some).map_err(|e| {
-                format!(
-                    "the agent's AWS credentials could not be resolved: {}",
-                    error_chain(&e)
-                )
-            }),
+            Signer::Chain { chain, last } => {
+                let fresh_until = SystemTime::now() + REFRESH_BEFORE_EXPIRY;
+                let kept = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(key) = kept.filter(|k| k.expiry().is_none_or(|at| at > fresh_until)) {
+                    return Ok(Some(key));
+                }
+                let key = chain.provide_credentials().await.map_err(|e| {
+                    format!(
+                        "the agent's AWS credentials could not be resolved: {}",
+                        error_chain(&e)
+                    )
+                })?;
+                *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.clone());
+                Ok(Some(key))
+            }
             Signer::Unsigned => Ok(None),
         }
     }

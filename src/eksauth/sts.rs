@@ -10,9 +10,10 @@
 //! container, instance metadata.
 //!
 //! # Limits
-//! - The target role's `AssumeRole` carries no session tags and no policy:
-//!   the tags reach it as transitive tags of the first session, and the
-//!   policy narrows the first session, which is what EKS documents.
+//! - The target role's `AssumeRole` carries no session tags and no policy,
+//!   as the issue specifies: the tags reach it as transitive tags of the
+//!   first session; the policy narrows the first session only (STS does not
+//!   carry a session policy across a chain).
 //! - STS's throttling reads as unreachable (the client gets 503 and backs
 //!   off) rather than as a refusal.
 
@@ -119,7 +120,7 @@ impl StsProvider {
     /// when it has one.
     pub async fn assume(&self, request: &RoleRequest) -> Result<IssuedCredentials, ProviderError> {
         let duration = i32::try_from(request.duration_seconds).unwrap_or(i32::MAX);
-        let mut first = self
+        let mut call = self
             .client
             .assume_role()
             .role_arn(&request.role_arn)
@@ -132,12 +133,12 @@ impl StsProvider {
                 .value(value)
                 .build()
                 .map_err(|e| ProviderError::Refused(format!("session tag {key}: {e}")))?;
-            first = first.tags(tag);
+            call = call.tags(tag);
         }
         for key in &request.transitive_tag_keys {
-            first = first.transitive_tag_keys(key);
+            call = call.transitive_tag_keys(key);
         }
-        let answer = first
+        let answer = call
             .send()
             .await
             .map_err(|e| self.classify(&request.role_arn, e))?;
