@@ -204,7 +204,7 @@ impl StsProvider {
             ));
         }
         ProviderError::Unreachable(format!(
-            "STS at {} could not be reached for AssumeRole of {role}: {}",
+            "STS at {} gave no answer to AssumeRole of {role}: {}",
             self.endpoint,
             error_chain(&err)
         ))

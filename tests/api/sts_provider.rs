@@ -350,3 +350,28 @@ fn url_decode_form(body: &str) -> Vec<(String, String)> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+#[tokio::test]
+async fn a_server_without_credentials_of_its_own_is_unreachable_saying_so() {
+    let sts = StandIn::start(|_| sts_error(500, "InternalFailure", "never asked"));
+    // No credentials anywhere: the test environment has no variables,
+    // files or instance metadata.
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .empty_test_environment()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(sts.url())
+        .http_client(https_client())
+        .load()
+        .await;
+    let err = StsProvider::from_sdk_config(&config)
+        .assume(&request("arn:aws:iam::123456789012:role/web"))
+        .await
+        .unwrap_err();
+    match err {
+        ProviderError::Unreachable(message) => {
+            assert!(message.contains("loading credentials"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(sts.seen().is_empty());
+}
