@@ -9,11 +9,17 @@
 //! AWS chain through `aws-config`: environment, profile, web identity,
 //! container, instance metadata.
 //!
+//! The association's `policy` goes on the `AssumeRole` whose credentials
+//! the pod gets: the target role's when there is one. A session policy
+//! narrows only its own session (it does not carry across a chain), and on
+//! the first session of a chain it would also have to allow
+//! `sts:AssumeRole` of the target, or STS would refuse the second call.
+//!
 //! # Limits
-//! - The target role's `AssumeRole` carries no session tags and no policy,
-//!   as the issue specifies: the tags reach it as transitive tags of the
-//!   first session; the policy narrows the first session only (STS does not
-//!   carry a session policy across a chain).
+//! - The target role's `AssumeRole` carries no session tags of its own: the
+//!   tags reach it as transitive tags of the first session.
+//! - STS caps a chained session at one hour: the target role's credentials
+//!   last at most [`MAX_CHAINED_SECONDS`], whatever the configured duration.
 //! - STS's throttling reads as unreachable (the client gets 503 and backs
 //!   off) rather than as a refusal.
 
@@ -41,6 +47,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The whole of one STS call, retries included; the two calls of a chained
 /// request take at most twice this.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest session STS grants a role assumed with another role's
+/// credentials (role chaining).
+pub const MAX_CHAINED_SECONDS: u32 = 3600;
 
 /// Sends role requests to STS.
 #[derive(Debug, Clone)]
@@ -119,14 +129,17 @@ impl StsProvider {
     /// The credentials for `request`: of its role, or of its target role
     /// when it has one.
     pub async fn assume(&self, request: &RoleRequest) -> Result<IssuedCredentials, ProviderError> {
-        let duration = i32::try_from(request.duration_seconds).unwrap_or(i32::MAX);
+        let seconds = |s: u32| i32::try_from(s).unwrap_or(i32::MAX);
+        let chained = request.target_role_arn.is_some();
         let mut call = self
             .client
             .assume_role()
             .role_arn(&request.role_arn)
             .role_session_name(&request.session_name)
-            .duration_seconds(duration)
-            .set_policy(request.policy.clone());
+            .duration_seconds(seconds(request.duration_seconds));
+        if !chained {
+            call = call.set_policy(request.policy.clone());
+        }
         for (key, value) in &request.session_tags {
             let tag = Tag::builder()
                 .key(key)
@@ -171,8 +184,9 @@ impl StsProvider {
             .assume_role()
             .role_arn(target)
             .role_session_name(&request.session_name)
-            .duration_seconds(duration)
+            .duration_seconds(seconds(request.duration_seconds.min(MAX_CHAINED_SECONDS)))
             .set_external_id(request.external_id.clone())
+            .set_policy(request.policy.clone())
             .send()
             .await
             .map_err(|e| self.classify(target, e))?;

@@ -280,60 +280,92 @@ async fn sts_refusals_are_refused_with_sts_message_and_its_failures_unreachable(
     }
 }
 
-#[tokio::test]
-async fn the_first_assume_role_carries_tags_transitive_keys_policy_and_duration_and_the_second_the_external_id(
-) {
-    // A stand-in that answers every AssumeRole with the same credentials,
-    // to read what the provider sent.
+/// A stand-in STS that answers every AssumeRole with the same credentials,
+/// to read what the provider sent.
+fn answering_sts() -> StandIn {
     let answer = "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
         <Credentials><AccessKeyId>ASIAFIRST</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
         <SessionToken>first-session</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials>\
         <AssumedRoleUser><Arn>arn:aws:sts::111122223333:assumed-role/t/s</Arn><AssumedRoleId>AROA1:s</AssumedRoleId></AssumedRoleUser>\
         </AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>";
-    let sts = StandIn::start(move |_| Reply {
+    StandIn::start(move |_| Reply {
         status: 200,
         headers: vec![("content-type".into(), "text/xml".into())],
         body: answer.to_owned(),
-    });
+    })
+}
+
+/// Whether the form has `key` = `value`.
+fn has(form: &[(String, String)], key: &str, value: &str) -> bool {
+    form.iter().any(|(k, v)| k == key && v == value)
+}
+
+#[tokio::test]
+async fn a_single_assume_role_carries_tags_transitive_keys_policy_and_duration() {
+    let sts = answering_sts();
+    let issued = provider(&sts.url())
+        .await
+        .assume(&request("arn:aws:iam::123456789012:role/web"))
+        .await
+        .unwrap();
+    assert_eq!(issued.access_key_id, "ASIAFIRST");
+    assert_eq!(issued.assumed_role_id, "AROA1:s");
+    assert_eq!(issued.expiration.as_millis(), 1_893_456_000_000);
+    let seen = sts.seen();
+    assert_eq!(seen.len(), 1);
+    let form = url_decode_form(&seen[0].body);
+    assert!(has(&form, "Action", "AssumeRole"), "{form:?}");
+    assert!(has(&form, "RoleArn", "arn:aws:iam::123456789012:role/web"));
+    assert!(has(&form, "RoleSessionName", SESSION));
+    assert!(has(&form, "DurationSeconds", "3600"));
+    assert!(has(&form, "Policy", POLICY), "{form:?}");
+    assert!(has(&form, "Tags.member.1.Key", "eks-cluster-arn"));
+    assert!(has(&form, "Tags.member.2.Key", "eks-cluster-name"));
+    assert!(has(&form, "Tags.member.2.Value", "dev"));
+    assert!(has(
+        &form,
+        "TransitiveTagKeys.member.6",
+        "kubernetes-pod-uid"
+    ));
+    assert!(!form.iter().any(|(k, _)| k == "ExternalId"));
+    // The server signs with its own key.
+    let authorization = seen[0].header("authorization").unwrap();
+    assert!(
+        authorization.contains("Credential=AKIDSERVER/"),
+        "{authorization}"
+    );
+}
+
+#[tokio::test]
+async fn a_chain_sends_the_external_id_and_policy_with_the_second_assume_role_signed_as_the_first_role(
+) {
+    let sts = answering_sts();
     let mut chained = request("arn:aws:iam::123456789012:role/web");
     chained.target_role_arn = Some("arn:aws:iam::111122223333:role/t".into());
     chained.external_id = Some("ext-7".into());
+    chained.duration_seconds = 7200;
     let issued = provider(&sts.url()).await.assume(&chained).await.unwrap();
     assert_eq!(issued.expiration.as_millis(), 1_893_456_000_000);
     let seen = sts.seen();
     assert_eq!(seen.len(), 2);
     let form = |i: usize| url_decode_form(&seen[i].body);
     let first = form(0);
-    let has =
-        |form: &[(String, String)], k: &str, v: &str| form.iter().any(|(a, b)| a == k && b == v);
-    assert!(
-        has(&first, "RoleArn", "arn:aws:iam::123456789012:role/web"),
-        "{first:?}"
-    );
-    assert!(has(&first, "RoleSessionName", SESSION));
-    assert!(has(&first, "DurationSeconds", "3600"));
-    assert!(has(&first, "Policy", POLICY), "{first:?}");
-    assert!(has(&first, "Tags.member.2.Key", "eks-cluster-name"));
+    assert!(has(&first, "DurationSeconds", "7200"), "{first:?}");
     assert!(has(&first, "Tags.member.2.Value", "dev"));
-    assert!(has(
-        &first,
-        "TransitiveTagKeys.member.6",
-        "kubernetes-pod-uid"
-    ));
-    assert!(!first.iter().any(|(k, _)| k == "ExternalId"));
-    // The server signed the first call with its own key.
-    assert!(seen[0]
-        .header("authorization")
-        .unwrap()
-        .contains("Credential=AKIDSERVER/"));
+    // The policy narrows the session the pod gets, and the first session
+    // must stay free to assume the target.
+    assert!(!first.iter().any(|(k, _)| k == "Policy"), "{first:?}");
     let second = form(1);
     assert!(
         has(&second, "RoleArn", "arn:aws:iam::111122223333:role/t"),
         "{second:?}"
     );
     assert!(has(&second, "ExternalId", "ext-7"));
+    assert!(has(&second, "Policy", POLICY), "{second:?}");
+    // STS's one-hour cap on a chained session.
+    assert!(has(&second, "DurationSeconds", "3600"));
     assert!(!second.iter().any(|(k, _)| k.starts_with("Tags.")));
-    // … and the second with the first role's credentials.
+    // Signed with the first role's credentials.
     assert!(seen[1]
         .header("authorization")
         .unwrap()
