@@ -21,6 +21,7 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     pub limits: LimitsConfig,
     pub testing: TestingConfig,
+    pub eks_auth: EksAuthConfig,
 }
 
 /// Aids for tests that drive the real server; all off by default.
@@ -30,6 +31,23 @@ pub struct TestingConfig {
     /// Serve `POST /admin/v1/clock`, which moves the server's clock forward
     /// (token expiry, the token sweep, cluster activation) without waiting.
     pub clock_control: bool,
+}
+
+/// The EKS Auth API (AssumeRoleForPodIdentity) and its credential providers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EksAuthConfig {
+    /// The `sts` credential provider.
+    pub sts: StsConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StsConfig {
+    /// The STS endpoint (`http://` or `https://`); unset, the SDK resolves
+    /// it for `aws.region` (which also honours `AWS_ENDPOINT_URL_STS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +360,15 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if let Some(url) = &self.eks_auth.sts.endpoint_url {
+            if !is_http_url(url) {
+                return Err(invalid(
+                    "eks_auth.sts.endpoint_url",
+                    url,
+                    "must be an http:// or https:// URL with a host, such as https://sts.us-east-1.amazonaws.com",
+                ));
+            }
+        }
         let mut names = HashSet::new();
         for preset in &self.clusters.preset {
             ClusterName::parse("name", &preset.name)
@@ -372,6 +399,14 @@ impl Config {
             segment_cleaning_interval_ms: self.store.segment_cleaning_interval_ms,
         }
     }
+}
+
+/// `http://HOST…` or `https://HOST…`: a URL the SDK can send requests to.
+fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
 }
 
 /// `xx-name-N` or `xx-name-name-N`, e.g. `us-east-1`, `us-gov-west-1`, `cn-north-1`.
@@ -466,6 +501,33 @@ mod tests {
         assert!(twice.validate().is_err());
         let bad = Config::from_toml("[[clusters.preset]]\nname = \"-dev\"\n").unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn the_sts_endpoint_is_optional_and_must_be_an_http_url() {
+        let config =
+            Config::from_toml("[eks_auth.sts]\nendpoint_url = \"http://127.0.0.1:5000\"\n")
+                .unwrap();
+        assert_eq!(
+            config.eks_auth.sts.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        config.validate().unwrap();
+        assert_eq!(Config::default().eks_auth.sts.endpoint_url, None);
+        for bad in [
+            "sts.amazonaws.com",
+            "ftp://x",
+            "https://",
+            "http:///x",
+            "http://a b",
+        ] {
+            let mut config = Config::default();
+            config.eks_auth.sts.endpoint_url = Some(bad.into());
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("eks_auth.sts.endpoint_url"), "{bad}: {err}");
+        }
+        let err = Config::from_toml("[eks_auth.sts]\nendpoint = \"http://x\"\n").unwrap_err();
+        assert!(err.contains("endpoint"), "{err}");
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! (validated types and rules) → `store` (sled, group commit, migrations).
 //! `backup` (the export file, import) sits beside `api`: another way in.
 
+pub mod agent;
 pub mod api;
 pub mod backup;
 pub mod config;
 pub mod domain;
+pub mod eksauth;
 pub mod failure;
 pub mod startup;
 pub mod store;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use pod_identity_store::agent::{self, Agent, AgentSettings};
 use pod_identity_store::backup::{self, progress::Progress};
 use pod_identity_store::config::{Config, Overrides};
 use pod_identity_store::failure::{chain, install_panic_hook, without_engine_panics};
@@ -93,6 +94,28 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Serve pods their credentials on this node, as the EKS Pod Identity
+    /// Agent does: GET /v1/credentials on --listen (required), from the
+    /// server's AssumeRoleForPodIdentity.
+    Agent {
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The cluster the pods on this node belong to.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The region the agent signs its calls for [default: aws.region].
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// The agent's key for signing its calls; without it, the standard
+        /// AWS chain (AWS_ACCESS_KEY_ID…, AWS_PROFILE, …) is asked.
+        #[arg(long, value_name = "ID", requires = "secret_access_key")]
+        access_key_id: Option<String>,
+        #[arg(long, value_name = "SECRET", requires = "access_key_id")]
+        secret_access_key: Option<String>,
+        #[arg(long, value_name = "TOKEN", requires = "access_key_id")]
+        session_token: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -110,6 +133,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    // The agent listens where --listen says: the global flag, as the server.
+    let listen = cli.listen;
     let overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data_dir,
@@ -122,6 +147,20 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate { dry_run } => migrate(&config, dry_run),
         Command::Check => check(&config),
         Command::Import { file } => import(&config, &file),
+        Command::Agent {
+            server,
+            cluster,
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } => agent(AgentSettings {
+            listen: listen.ok_or("the agent needs --listen ADDR, e.g. 127.0.0.1:2703")?,
+            server,
+            cluster,
+            region: region.unwrap_or_else(|| config.aws.region.clone()),
+            key: agent::key_from_flags(access_key_id, secret_access_key, session_token)?,
+        }),
     }
 }
 
@@ -150,6 +189,19 @@ fn serve(config: &Config) -> Result<(), String> {
         ),
     }
     Ok(())
+}
+
+fn agent(settings: AgentSettings) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async {
+        let agent = Agent::build(settings).await.map_err(|e| e.to_string())?;
+        // Tests and scripts read this line to learn the port.
+        println!(
+            "pod-identity-store agent listening on http://{}",
+            agent.addr()
+        );
+        let _ = std::io::stdout().flush();
+        agent.run_until_stopped().await.map_err(|e| e.to_string())
+    })
 }
 
 fn migrate(config: &Config, dry_run: bool) -> Result<(), String> {

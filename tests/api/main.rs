@@ -3,7 +3,9 @@
 //! it, as a user's AWS client would.
 
 mod helpers;
+mod stand_in;
 
+mod agent;
 mod associations;
 mod clock;
 mod cluster_state;
@@ -23,6 +25,7 @@ mod sdk;
 mod service;
 mod session_members;
 mod startup;
+mod sts_provider;
 mod tags;
 mod tools;
 mod update;

@@ -9,7 +9,7 @@
 //! credentials, the server's region, `endpoint_url`), with the host's AWS
 //! environment variables ignored so that nothing on the machine can point the
 //! tests elsewhere. It uses a plain-HTTP connector: the endpoint is
-//! `http://127.0.0.1`, so no TLS stack is compiled.
+//! `http://127.0.0.1`, so TLS never takes part.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,9 +55,9 @@ async fn sdk_config(app: &TestApp) -> aws_config::SdkConfig {
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .endpoint_url(app.base.as_str())
-        // Plain HTTP only: the dev-dependencies leave the SDK's TLS client
-        // out. (`build_http` is public but doc-hidden in aws-smithy-http-client;
-        // should it go, enable the SDK's default features and drop this line.)
+        // Plain HTTP only: the server is on 127.0.0.1. (`build_http` is
+        // public but doc-hidden in aws-smithy-http-client; should it go, use
+        // `eksauth::sts::https_client()`, which speaks http too.)
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .load()
         .await

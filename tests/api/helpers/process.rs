@@ -57,7 +57,13 @@ pub struct Server {
 impl Server {
     /// Spawns `cmd` and waits (at most [`START_TIMEOUT`]) for the ready line.
     /// Stderr goes (appended) to `log`, so the child never blocks on a full pipe.
-    pub fn start(mut cmd: Command, log: &Path) -> Result<Server, String> {
+    pub fn start(cmd: Command, log: &Path) -> Result<Server, String> {
+        Self::start_until(cmd, log, READY_PREFIX)
+    }
+
+    /// [`Server::start`] of a process whose ready line starts with
+    /// `ready_prefix` followed by its address (the agent's, say).
+    pub fn start_until(mut cmd: Command, log: &Path, ready_prefix: &str) -> Result<Server, String> {
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
@@ -82,7 +88,7 @@ impl Server {
         let mut before_ready = Vec::new();
         loop {
             match lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => match line.strip_prefix(READY_PREFIX) {
+                Ok(line) => match line.strip_prefix(ready_prefix) {
                     Some(addr) => {
                         let addr: SocketAddr = addr.trim().parse().map_err(|e| {
                             format!("the ready line {line:?} has no socket address: {e}")
