@@ -6,6 +6,7 @@
 //! `backup` (the export file, import) sits beside `api`: another way in.
 
 pub mod api;
+pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod domain;

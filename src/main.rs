@@ -132,7 +132,11 @@ fn serve(config: &Config) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         // Tests and scripts read this line to learn the port.
-        println!("pod-identity-store listening on http://{}", app.addr());
+        println!(
+            "pod-identity-store listening on {}://{}",
+            app.scheme(),
+            app.addr()
+        );
         let _ = std::io::stdout().flush();
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })?;

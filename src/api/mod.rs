@@ -26,6 +26,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use crate::auth::{Access, Auth};
 use crate::domain::AwsIdentity;
 use crate::store::Store;
 use error::{ApiError, ErrorType};
@@ -40,6 +41,7 @@ pub struct AppState {
     pub identity: AwsIdentity,
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
+    pub auth: std::sync::Arc<Auth>,
     request_ids: RequestIds,
 }
 
@@ -51,8 +53,15 @@ impl AppState {
             identity,
             page_tokens,
             metrics: Metrics::default(),
+            auth: std::sync::Arc::new(Auth::none()),
             request_ids: RequestIds::new(),
         }
+    }
+
+    /// Checks every request with `auth` (by default none is checked).
+    pub fn with_auth(mut self, auth: std::sync::Arc<Auth>) -> Self {
+        self.auth = auth;
+        self
     }
 }
 
@@ -137,9 +146,13 @@ async fn dispatch(
         .ok()
         .and_then(Endpoint::cluster_label)
         .map(str::to_owned);
-    let result = match endpoint {
-        Ok(endpoint) => handle(&req, endpoint, body, &state).await,
-        Err(e) => Err(e),
+    let payload = body.as_deref().ok();
+    let result = match state.auth.check(&req, access(&req, &endpoint), payload) {
+        Err(refused) => Err(refused.into()),
+        Ok(()) => match endpoint {
+            Ok(endpoint) => handle(&req, endpoint, body, &state).await,
+            Err(e) => Err(e),
+        },
     };
     // Every error of a request about a cluster names it, however early it was refused.
     let result = result.map_err(|e| match (&e.cluster_name, cluster) {
@@ -175,6 +188,17 @@ async fn dispatch(
         _ => log::debug!("{line}"),
     }
     response
+}
+
+/// What a request needs to be served: the probes are open, the admin
+/// routes need an admin key, everything else (unknown routes too, so that
+/// they reveal nothing to strangers) a signature for `eks`.
+fn access(req: &HttpRequest, endpoint: &Result<Endpoint, ApiError>) -> Access {
+    match endpoint {
+        Ok(Endpoint::Health | Endpoint::Ready | Endpoint::Metrics) => Access::Open,
+        _ if req.uri().path().starts_with("/admin/") => Access::Admin,
+        _ => Access::Api("eks"),
+    }
 }
 
 fn read_body(
