@@ -23,6 +23,8 @@ use tempfile::TempDir;
 pub const ACCOUNT: &str = "123456789012";
 /// The one line the server prints on stdout once it serves.
 pub const READY_PREFIX: &str = "pod-identity-store listening on http://";
+/// The same line of a server with `server.tls` set.
+pub const READY_PREFIX_TLS: &str = "pod-identity-store listening on https://";
 /// How long a start-up (or a command expected to exit) may take.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one HTTP request may take.
@@ -114,7 +116,10 @@ impl Server {
         let mut before_ready = Vec::new();
         loop {
             match lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => match line.strip_prefix(READY_PREFIX) {
+                Ok(line) => match line
+                    .strip_prefix(READY_PREFIX)
+                    .or_else(|| line.strip_prefix(READY_PREFIX_TLS))
+                {
                     Some(addr) => {
                         let addr: SocketAddr = addr.trim().parse().map_err(|e| {
                             format!("the ready line {line:?} has no socket address: {e}")
@@ -242,7 +247,11 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn from_response(method: &str, path: &str, response: ureq::Response) -> Result<Self, String> {
+    pub fn from_response(
+        method: &str,
+        path: &str,
+        response: ureq::Response,
+    ) -> Result<Self, String> {
         let header = |name: &str| response.header(name).map(str::to_owned);
         let status = response.status();
         let error_type = header("x-amzn-errortype");
@@ -862,6 +871,14 @@ impl TestApp {
     /// A client of the current server, to move into a thread.
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the running server.
+    pub fn signal(&self, name: &str) {
+        self.server
+            .as_ref()
+            .expect("the server is running")
+            .signal(name);
     }
 
     /// SIGKILLs the server and waits for it to be gone.

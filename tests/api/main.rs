@@ -5,6 +5,7 @@
 mod helpers;
 
 mod associations;
+mod auth;
 mod cluster_state;
 mod clusters;
 mod concurrency;
