@@ -24,6 +24,7 @@ mod service;
 mod session_members;
 mod startup;
 mod tags;
+mod tls;
 mod tools;
 mod update;
 mod upgrade;
