@@ -96,8 +96,7 @@ impl KeySet {
     }
 
     fn signing_key(&self, auth: &Authorization<'_>, secret: &str) -> [u8; 32] {
-        let credential = format!("{}/{}", auth.access_key_id, auth.scope);
-        if let Some(key) = read(&self.signing_keys).get(&credential) {
+        if let Some(key) = read(&self.signing_keys).get(auth.credential) {
             return *key;
         }
         let key = sigv4::signing_key(secret, auth.date, auth.region, auth.service);
@@ -105,7 +104,7 @@ impl KeySet {
         if cache.len() >= MAX_CACHED_SIGNING_KEYS {
             cache.clear();
         }
-        cache.insert(credential, key);
+        cache.insert(auth.credential.to_owned(), key);
         key
     }
 }
@@ -597,6 +596,32 @@ mod tests {
             };
             assert!(message.contains(bad), "{message}");
         }
+    }
+
+    #[test]
+    fn a_signing_key_is_derived_once_per_key_day_region_and_service() {
+        let verifier = verifier();
+        let auth = Authorization::parse(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=host, Signature=00",
+        )
+        .unwrap();
+        let keys = Arc::clone(&read(&verifier.keys));
+        let first = keys.signing_key(&auth, SECRET);
+        assert_eq!(
+            first,
+            sigv4::signing_key(SECRET, "20150830", "us-east-1", "service")
+        );
+        // A second request finds it cached, even if handed another secret.
+        assert_eq!(keys.signing_key(&auth, "not consulted"), first);
+        assert_eq!(read(&keys.signing_keys).len(), 1);
+        let next_day = Authorization::parse(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150831/us-east-1/service/aws4_request, \
+             SignedHeaders=host, Signature=00",
+        )
+        .unwrap();
+        assert_ne!(keys.signing_key(&next_day, SECRET), first);
+        assert_eq!(read(&keys.signing_keys).len(), 2);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Authorization<'a> {
     pub terminator: &'a str,
     /// `date/region/service/terminator`, as signed.
     pub scope: &'a str,
+    /// `access key ID/scope`, the whole `Credential` value.
+    pub credential: &'a str,
     /// Lowercase names joined by `;`, exactly as the client listed them.
     pub signed_headers: &'a str,
     pub signature: &'a str,
@@ -100,6 +102,7 @@ impl<'a> Authorization<'a> {
             service,
             terminator,
             scope: &credential[access_key_id.len() + 1..],
+            credential,
             signed_headers,
             signature,
         })
