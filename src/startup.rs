@@ -104,9 +104,9 @@ impl Application {
         // Listening for signals before anyone can see the port open, so that
         // an early SIGINT or SIGTERM stops gracefully too.
         let signals = Signals::new().map_err(StartupError::Server)?;
-        if auth.is_enabled() {
-            reload_on_sighup(auth).map_err(StartupError::Server)?;
-        }
+        // Always: SIGHUP's default action would end the process, and
+        // `systemctl reload` sends it whatever the auth mode.
+        reload_on_sighup(auth).map_err(StartupError::Server)?;
         Ok(Application {
             server,
             addr,

@@ -156,10 +156,6 @@ impl Auth {
         })
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.verifier.is_some()
-    }
-
     /// Reads the credentials file again (on SIGHUP). A file that is now
     /// refused leaves the keys loaded before in force; the log says why.
     pub fn reload(&self) {

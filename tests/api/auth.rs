@@ -770,6 +770,18 @@ fn sighup_reloads_the_key_file_and_a_bad_file_keeps_the_keys_loaded_before() {
     );
 }
 
+#[test]
+fn sighup_without_auth_is_logged_and_the_server_keeps_serving() {
+    let app = TestApp::spawn();
+    app.signal("HUP");
+    wait_until("the log says there is nothing to reload", || {
+        std::fs::read_to_string(&app.log)
+            .unwrap()
+            .contains("nothing to reload")
+    });
+    assert_eq!(app.list_clusters("").status, 200);
+}
+
 /// Polls `done` (every 20 ms, at most 10 s): for effects of a signal.
 #[track_caller]
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
