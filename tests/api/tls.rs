@@ -2,14 +2,12 @@
 //! certificate signed by it, and curl trusting only that CA (`--cacert`),
 //! signing with `--aws-sigv4` as a client of a server with auth on would.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-use crate::auth::{AuthApp, Key, PLAIN};
-use crate::helpers::{command, run_to_exit};
+use crate::auth::{refused_start, AuthApp, Key, PLAIN};
 
 /// PEM files of a CA and of a server certificate for 127.0.0.1 and
 /// localhost that it signed.
@@ -111,58 +109,39 @@ fn with_a_certificate_the_server_speaks_https_only_and_checks_signatures_over_it
     assert!(matches!(plain, Err(ureq::Error::Transport(_))), "{plain:?}");
 }
 
-/// Starts the binary with `toml` and expects a one-line refusal.
-fn refused_line(dir: &Path, toml: &str) -> String {
-    let config = dir.join("config.toml");
-    std::fs::write(&config, toml).unwrap();
-    let args: Vec<OsString> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--data-dir".into(),
-        dir.join("data").into(),
-        "--config".into(),
-        config.into(),
-    ];
-    let exit = run_to_exit(command(&args, &[]));
-    assert!(!exit.status.success(), "it started: {}", exit.stdout);
-    let lines: Vec<&str> = exit
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("pod-identity-store: "))
-        .collect();
-    assert_eq!(lines.len(), 1, "{}", exit.stderr);
-    assert!(!dir.join("data").exists(), "a refused start made a store");
-    lines[0].to_owned()
-}
-
 #[test]
 fn a_bad_or_mismatched_certificate_and_key_are_refused_at_start_up_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path(), "test CA");
 
-    let line = refused_line(dir.path(), &tls_toml(&pki.cert, &pki.other_key));
+    let line = refused_start(
+        dir.path(),
+        &tls_toml(&pki.cert, &pki.other_key),
+        "127.0.0.1:0",
+    );
     assert!(line.contains("do not make a usable pair"), "{line}");
     assert!(
         line.contains(&pki.other_key.display().to_string()),
         "{line}"
     );
 
-    let line = refused_line(dir.path(), &tls_toml(&pki.key, &pki.key));
+    let line = refused_start(dir.path(), &tls_toml(&pki.key, &pki.key), "127.0.0.1:0");
     assert!(line.contains("server.tls.cert_file"), "{line}");
 
-    let line = refused_line(dir.path(), &tls_toml(&pki.cert, &pki.cert));
+    let line = refused_start(dir.path(), &tls_toml(&pki.cert, &pki.cert), "127.0.0.1:0");
     assert!(line.contains("server.tls.key_file"), "{line}");
 
     let missing = dir.path().join("missing.pem");
-    let line = refused_line(dir.path(), &tls_toml(&missing, &pki.key));
+    let line = refused_start(dir.path(), &tls_toml(&missing, &pki.key), "127.0.0.1:0");
     assert!(line.contains(&missing.display().to_string()), "{line}");
 
-    let line = refused_line(
+    let line = refused_start(
         dir.path(),
         &format!(
             "[server.tls]\ncert_file = {:?}\n",
             pki.cert.display().to_string()
         ),
+        "127.0.0.1:0",
     );
     assert!(line.contains("server.tls.key_file"), "{line}");
 }
