@@ -18,6 +18,7 @@ mod tags;
 mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::error::PayloadError;
@@ -41,7 +42,7 @@ pub struct AppState {
     pub identity: AwsIdentity,
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
-    pub auth: std::sync::Arc<Auth>,
+    pub auth: Arc<Auth>,
     request_ids: RequestIds,
 }
 
@@ -53,13 +54,13 @@ impl AppState {
             identity,
             page_tokens,
             metrics: Metrics::default(),
-            auth: std::sync::Arc::new(Auth::none()),
+            auth: Arc::new(Auth::none()),
             request_ids: RequestIds::new(),
         }
     }
 
     /// Checks every request with `auth` (by default none is checked).
-    pub fn with_auth(mut self, auth: std::sync::Arc<Auth>) -> Self {
+    pub fn with_auth(mut self, auth: Arc<Auth>) -> Self {
         self.auth = auth;
         self
     }

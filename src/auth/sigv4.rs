@@ -90,6 +90,13 @@ impl<'a> Authorization<'a> {
                  keyid/date/region/service/term, got '{credential}'."
             )));
         };
+        let date_ok = date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit());
+        if !date_ok || [access_key_id, region, service, terminator].contains(&"") {
+            return Err(with_header(format!(
+                "Credential must be keyid/YYYYMMDD/region/service/aws4_request, with no element \
+                 empty, got '{credential}'."
+            )));
+        }
         if !signed_headers.split(';').any(|h| h == "host") {
             return Err(with_header(format!(
                 "SignedHeaders must include 'host', got '{signed_headers}'."
@@ -640,6 +647,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.starts_with("Credential must have exactly 5"), "{err}");
+        for credential in [
+            "AKID/2015-08-30/us-east-1/eks/aws4_request",
+            "AKID/20150830//eks/aws4_request",
+            "/20150830/us-east-1/eks/aws4_request",
+        ] {
+            let err = Authorization::parse(&format!(
+                "AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, Signature=ab"
+            ))
+            .unwrap_err();
+            assert!(
+                err.starts_with("Credential must be keyid/YYYYMMDD/"),
+                "{err}"
+            );
+        }
         let err = Authorization::parse("AWS4-HMAC-SHA256 Credential").unwrap_err();
         assert!(err.contains("missing equal-sign"), "{err}");
         let err = Authorization::parse("Basic dXNlcjpwYXNz").unwrap_err();

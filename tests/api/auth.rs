@@ -309,6 +309,10 @@ fn every_bad_signature_is_refused_with_the_aws_error_and_changes_nothing() {
             good_authorization.replace("/us-east-1/eks/aws4_request", "/us-east-1/eks"),
             "Credential must have exactly 5 slash-delimited elements",
         ),
+        (
+            good_authorization.replace("/us-east-1/eks/", "//eks/"),
+            "Credential must be keyid/YYYYMMDD/region/service/aws4_request",
+        ),
     ] {
         refused(
             &post(&with_authorization(&header)),
