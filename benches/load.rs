@@ -30,7 +30,13 @@
 //! `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
 //! (where the temp dir is made; the system temp dir by default),
 //! `LOAD_OUTPUT` (the JSON report, `target/load.json`), `LOAD_SERVER_LOG`
-//! (the server's `RUST_LOG`, `warn`; its log goes to this bench's stderr).
+//! (the server's `RUST_LOG`, `warn`; its log goes to this bench's stderr),
+//! `LOAD_AUTH`: `none` (the default), `sigv4` (the server checks SigV4
+//! signatures against a generated key file, and every request, seeding
+//! included, is signed), or `both` (the whole run unsigned, then again
+//! signed on a fresh server, with the signed/unsigned ratio of each
+//! measurement). The clients sign with the server's own `auth::sigv4`
+//! functions, the cheapest correct signer at hand: they share the cores.
 //! Traffic goes only to 127.0.0.1; the server is killed at the end.
 //!
 //! The load generator runs on the same cores as the server, so on a small
@@ -45,7 +51,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -53,7 +59,9 @@ use serde_json::{json, Value};
 
 use tokio::sync::Barrier;
 
+use common::http::Sign;
 use common::{connect, list_page, process_cpu_seconds, spawn_clients, ClientResult, Summary};
+use pod_identity_store::auth::sigv4;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/load";
 /// The List cluster: as many associations as EKS allows in one cluster.
@@ -80,10 +88,115 @@ impl Drop for Server {
     }
 }
 
-fn start_server(data: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pod-identity-store"))
+/// The bench's one key (`LOAD_AUTH=sigv4`), in the key file it writes.
+const ACCESS_KEY_ID: &str = "AKIDLOADBENCH0000001";
+const SECRET: &str = "load/bench+secret0000000000000000000000001";
+const REGION: &str = "us-east-1";
+
+/// Signs requests as an AWS SDK does: SigV4 over `host` and `x-amz-date`,
+/// the signing key derived once a day.
+#[derive(Default)]
+struct Signer {
+    key: Mutex<Option<(String, [u8; 32])>>,
+}
+
+impl Signer {
+    /// The `x-amz-date` and `authorization` values for a request to `host`.
+    fn sign(&self, method: &str, host: &str, path_and_query: &str, body: &str) -> (String, String) {
+        let now = time::OffsetDateTime::now_utc();
+        let amz_date = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let date = &amz_date[..8];
+        let key = {
+            let mut cached = self.key.lock().unwrap();
+            match &*cached {
+                Some((day, key)) if day == date => *key,
+                _ => {
+                    let key = sigv4::signing_key(SECRET, date, REGION, "eks");
+                    *cached = Some((date.to_owned(), key));
+                    key
+                }
+            }
+        };
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let request = sigv4::Request {
+            method,
+            path,
+            query,
+            headers: |name: &str| {
+                let value: &[u8] = match name {
+                    "host" => host.as_bytes(),
+                    _ => amz_date.as_bytes(),
+                };
+                std::iter::once(value)
+            },
+        };
+        let signed_headers = "host;x-amz-date";
+        let canonical = sigv4::canonical_request(
+            &request,
+            signed_headers,
+            &sigv4::payload_sha256(body.as_bytes()),
+        );
+        let scope = format!("{date}/{REGION}/eks/aws4_request");
+        let signature =
+            sigv4::signature(&key, &sigv4::string_to_sign(&amz_date, &scope, &canonical));
+        let authorization = format!(
+            "{} Credential={ACCESS_KEY_ID}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+            sigv4::ALGORITHM
+        );
+        (amz_date, authorization)
+    }
+
+    /// For `common::http::Connection`, which sends `Host: 127.0.0.1`.
+    fn for_connections(self: &Arc<Self>) -> Sign {
+        let signer = Arc::clone(self);
+        Arc::new(move |method: &str, path: &str, body: &str| {
+            let (amz_date, authorization) = signer.sign(method, "127.0.0.1", path, body);
+            format!("X-Amz-Date: {amz_date}\r\nAuthorization: {authorization}\r\n")
+        })
+    }
+}
+
+/// Starts the release server on `data`; with `signed`, it checks SigV4
+/// signatures against a key file written beside `data`.
+fn start_server(data: &Path, signed: bool) -> (Server, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pod-identity-store"));
+    command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
+        .arg(data);
+    if signed {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = data.parent().unwrap();
+        let credentials = dir.join("credentials");
+        std::fs::write(
+            &credentials,
+            format!(
+                "[load]\naws_access_key_id = {ACCESS_KEY_ID}\naws_secret_access_key = {SECRET}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.join("auth.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[auth]\nmode = \"sigv4\"\ncredentials_file = {:?}\n",
+                credentials.display().to_string()
+            ),
+        )
+        .unwrap();
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
         // `LOAD_SERVER_LOG` (a `RUST_LOG` filter) shows the server's own
         // view, e.g. `pod_identity_store::store::commit=trace` for each flush.
         .env(
@@ -184,27 +297,51 @@ fn must(result: Result<String, String>) -> Value {
     serde_json::from_str(&result.unwrap_or_else(|e| panic!("seeding failed: {e}"))).unwrap()
 }
 
-fn create_cluster(agent: &ureq::Agent, base: &str, name: &str) {
-    must(send(
-        agent.post(&format!("{base}/clusters")),
-        Some(&json!({"name": name, "roleArn": ROLE, "resourcesVpcConfig": {}}).to_string()),
-    ));
+/// A setup request (ureq), signed when `signer` is given.
+fn call(
+    agent: &ureq::Agent,
+    base: &str,
+    signer: Option<&Signer>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String, String> {
+    let mut request = agent.request(method, &format!("{base}{path}"));
+    if let Some(signer) = signer {
+        let host = base.strip_prefix("http://").unwrap_or(base);
+        let (amz_date, authorization) = signer.sign(method, host, path, body.unwrap_or(""));
+        request = request
+            .set("X-Amz-Date", &amz_date)
+            .set("Authorization", &authorization);
+    }
+    send(request, body)
+}
+
+fn create_cluster(agent: &ureq::Agent, base: &str, signer: Option<&Signer>, name: &str) {
+    let body = json!({"name": name, "roleArn": ROLE, "resourcesVpcConfig": {}}).to_string();
+    must(call(agent, base, signer, "POST", "/clusters", Some(&body)));
 }
 
 /// Creates `count` associations in `cluster` from `threads` concurrent
 /// clients; returns their IDs in creation order of their service accounts.
-fn seed(base: &str, cluster: &str, count: usize, threads: usize) -> Vec<String> {
+fn seed(
+    base: &str,
+    signer: Option<&Arc<Signer>>,
+    cluster: &str,
+    count: usize,
+    threads: usize,
+) -> Vec<String> {
     let workers: Vec<_> = (0..threads)
         .map(|t| {
-            let (base, cluster) = (base.to_owned(), cluster.to_owned());
+            let (base, cluster, signer) = (base.to_owned(), cluster.to_owned(), signer.cloned());
             std::thread::spawn(move || {
                 let agent = agent();
-                let url = format!("{base}/clusters/{cluster}/pod-identity-associations");
+                let path = format!("/clusters/{cluster}/pod-identity-associations");
                 (t..count)
                     .step_by(threads)
                     .map(|i| {
                         let body = json!({"namespace": "load", "serviceAccount": format!("sa-{i}"), "roleArn": format!("{ROLE}0")});
-                        let a = must(send(agent.post(&url), Some(&body.to_string())));
+                        let a = must(call(&agent, &base, signer.as_deref(), "POST", &path, Some(&body.to_string())));
                         (i, a["association"]["associationId"].as_str().unwrap().to_owned())
                     })
                     .collect::<Vec<_>>()
@@ -282,6 +419,8 @@ struct CreatedAssociation {
 struct Shared {
     base: String,
     addr: SocketAddr,
+    /// Signs every request (`LOAD_AUTH=sigv4`), or `None`.
+    sign: Option<Sign>,
     server_pid: u32,
     hot: Vec<String>,
     /// The roleArn suffix (0 or 1) each hot association holds now.
@@ -297,7 +436,7 @@ async fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let conn = connect(shared.addr).await;
+    let conn = connect(shared.addr, shared.sign.clone()).await;
     let mine: Vec<usize> = (c..shared.hot.len()).step_by(clients).collect();
     let assoc_paths: Vec<String> = mine
         .iter()
@@ -370,6 +509,8 @@ async fn client(
 
 struct Measurement {
     op: Op,
+    /// Whether the requests were signed (and the server checked them).
+    signed: bool,
     concurrency: usize,
     seconds: f64,
     rps: f64,
@@ -403,6 +544,7 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
     let summary = Summary::of(results);
     Measurement {
         op,
+        signed: false,
         concurrency: clients,
         seconds: elapsed,
         rps: summary.requests as f64 / elapsed,
@@ -416,7 +558,40 @@ fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measur
     }
 }
 
-fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
+/// With `LOAD_AUTH=both`: each measurement's signed rate over its unsigned one.
+fn print_auth_ratios(results: &[Measurement]) {
+    let pairs: Vec<(&Measurement, &Measurement)> = results
+        .iter()
+        .filter(|m| m.signed)
+        .filter_map(|s| {
+            let u = results.iter().find(|u| {
+                !u.signed && u.op.name() == s.op.name() && u.concurrency == s.concurrency
+            })?;
+            Some((u, s))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    println!("signed / unsigned, same run:");
+    for (u, s) in pairs {
+        println!(
+            "  {:<19} {:>3} clients: {:>6.0} / {:>6.0} req/s = {:.3}; p99 {:.3} / {:.3} ms; server CPU per request {:.1} / {:.1} µs",
+            s.op.name(),
+            s.concurrency,
+            s.rps,
+            u.rps,
+            s.rps / u.rps.max(1e-9),
+            s.latency.p99_ms,
+            u.latency.p99_ms,
+            s.server_cpu_s / s.latency.requests.max(1) as f64 * 1e6,
+            u.server_cpu_s / u.latency.requests.max(1) as f64 * 1e6
+        );
+    }
+    println!();
+}
+
+fn print_table(results: &[&Measurement], fsyncs_per_s: f64) {
     println!();
     println!(
         "{:<19} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>6} {:>12} {:>9} {:>11} {:>6}",
@@ -483,6 +658,84 @@ fn selected(operations: &str, op: Op) -> bool {
             .any(|o| o.trim().eq_ignore_ascii_case(key))
 }
 
+/// Start-up and seeding of one server.
+struct ServerRun {
+    signed: bool,
+    ready_s: f64,
+    seed_s: f64,
+}
+
+/// Starts a server on `data` (checking signatures when `signed`, and then
+/// signing every request), seeds it, and measures each of `ops` at each
+/// concurrency; the server is killed at the end.
+fn run(
+    data: &Path,
+    signed: bool,
+    ops: &[Op],
+    concurrencies: &[usize],
+    seconds: f64,
+) -> (Vec<Measurement>, ServerRun) {
+    let signer = signed.then(|| Arc::new(Signer::default()));
+    let started_at = Instant::now();
+    let (server, base) = start_server(data, signed);
+    let server_pid = server.0.id();
+    let ready_s = started_at.elapsed().as_secs_f64();
+    let setup = agent();
+    for cluster in ["list", "hot", "churn"] {
+        create_cluster(&setup, &base, signer.as_deref(), cluster);
+    }
+    let seeding = Instant::now();
+    let listed = seed(&base, signer.as_ref(), "list", LIST_SIZE, 16);
+    let hot = seed(&base, signer.as_ref(), "hot", HOT_SIZE, 16);
+    let seed_s = seeding.elapsed().as_secs_f64();
+    println!(
+        "{}: seeded {} + {} associations in {seed_s:.1} s ({:.0}/s, 16 clients)",
+        if signed { "signed" } else { "unsigned" },
+        listed.len(),
+        hot.len(),
+        (listed.len() + hot.len()) as f64 / seed_s
+    );
+    let shared = Arc::new(Shared {
+        addr: base
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .expect("the server's address"),
+        base: base.clone(),
+        sign: signer.as_ref().map(Signer::for_connections),
+        server_pid,
+        roles: hot.iter().map(|_| AtomicBool::new(false)).collect(),
+        hot,
+    });
+    let mut results = Vec::new();
+    for &op in ops {
+        for &clients in concurrencies {
+            let mut m = measure(op, clients, &shared, seconds);
+            m.signed = signed;
+            eprintln!(
+                "  {} at concurrency {}{}: {:.0}/s, {} errors",
+                m.op.name(),
+                m.concurrency,
+                if signed { ", signed" } else { "" },
+                m.rps,
+                m.latency.errors
+            );
+            for e in &m.latency.first_errors {
+                eprintln!("    error: {e}");
+            }
+            results.push(m);
+        }
+    }
+    drop(server);
+    (
+        results,
+        ServerRun {
+            signed,
+            ready_s,
+            seed_s,
+        },
+    )
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probes
@@ -505,8 +758,6 @@ fn main() {
         Some(d) => tempfile::tempdir_in(d).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
-    let data = dir.path().join("data");
-
     println!(
         "load: {seconds} s per measurement, concurrency {concurrencies:?}, {cores} cores, data in {}",
         dir.path().display()
@@ -516,57 +767,25 @@ fn main() {
     let (fsyncs, fsyncs_before) = fsync_rate(dir.path(), fsync_seconds);
     println!("disk: {fsyncs_before:.0} fsyncs/s before the load (4 KiB write + fsync, {fsyncs} in {fsync_seconds} s, one stream)");
 
-    let started_at = Instant::now();
-    let (server, base) = start_server(&data);
-    let server_pid = server.0.id();
-    let ready_s = started_at.elapsed().as_secs_f64();
-    let setup = agent();
-    for cluster in ["list", "hot", "churn"] {
-        create_cluster(&setup, &base, cluster);
-    }
-    let seeding = Instant::now();
-    let listed = seed(&base, "list", LIST_SIZE, 16);
-    let hot = seed(&base, "hot", HOT_SIZE, 16);
-    let seed_s = seeding.elapsed().as_secs_f64();
-    println!(
-        "seeded {} + {} associations in {seed_s:.1} s ({:.0}/s, 16 clients)",
-        listed.len(),
-        hot.len(),
-        (listed.len() + hot.len()) as f64 / seed_s
-    );
-    let shared = Arc::new(Shared {
-        addr: base
-            .strip_prefix("http://")
-            .and_then(|a| a.parse().ok())
-            .expect("the server's address"),
-        base: base.clone(),
-        server_pid,
-        roles: hot.iter().map(|_| AtomicBool::new(false)).collect(),
-        hot,
-    });
-
     let ops: Vec<Op> = [Op::Describe, Op::Update, Op::CreateDelete, Op::List]
         .into_iter()
         .filter(|op| selected(&operations, *op))
         .collect();
+    let auth = std::env::var("LOAD_AUTH").unwrap_or_else(|_| "none".into());
+    let signed_runs: &[bool] = match auth.trim() {
+        "none" | "" => &[false],
+        "sigv4" => &[true],
+        "both" => &[false, true],
+        other => panic!("LOAD_AUTH: none, sigv4 or both, not {other:?}"),
+    };
     let mut results = Vec::new();
-    for op in ops {
-        for &clients in &concurrencies {
-            let m = measure(op, clients, &shared, seconds);
-            eprintln!(
-                "  {} at concurrency {}: {:.0}/s, {} errors",
-                m.op.name(),
-                m.concurrency,
-                m.rps,
-                m.latency.errors
-            );
-            for e in &m.latency.first_errors {
-                eprintln!("    error: {e}");
-            }
-            results.push(m);
-        }
+    let mut servers = Vec::new();
+    for &signed in signed_runs {
+        let data = dir.path().join(if signed { "data-signed" } else { "data" });
+        let (measured, server) = run(&data, signed, &ops, &concurrencies, seconds);
+        results.extend(measured);
+        servers.push(server);
     }
-    drop(server);
     // Measured again after the load: on a shared machine one probe can land
     // in another process's burst of writes. The ratios use the better of
     // the two, the rate a single durable writer could have had.
@@ -575,7 +794,21 @@ fn main() {
     println!("disk: {fsyncs_after:.0} fsyncs/s after the load ({fsyncs_again} in {fsync_seconds} s); ratios below use {fsyncs_per_s:.0}/s");
 
     let errors: u64 = results.iter().map(|m| m.latency.errors).sum();
-    print_table(&results, fsyncs_per_s);
+    for signed in [false, true] {
+        let run: Vec<&Measurement> = results.iter().filter(|m| m.signed == signed).collect();
+        if !run.is_empty() {
+            println!(
+                "\n{}",
+                if signed {
+                    "signed (SigV4 checked by the server):"
+                } else {
+                    "unsigned:"
+                }
+            );
+            print_table(&run, fsyncs_per_s);
+        }
+    }
+    print_auth_ratios(&results);
     println!("wr/flush: writes made durable per group commit (server counters); wr/tx: writes per sled transaction (writes queued together share one); wr/s÷fsync/s: those writes per second over the disk's single-stream fsyncs per second.");
     println!("srv cores: the server's CPU seconds per second (the clients share the same cores); req/srv-cpu-s: requests per second of server CPU; busy: all cores, everything on the machine.");
     println!("Create+Delete is two writes per operation. errors: {errors} (any non-2xx or transport error).");
@@ -609,7 +842,10 @@ fn main() {
             "fsyncs_after_load": fsyncs_again,
             "fsyncs_per_second": fsyncs_per_s,
         },
-        "server": { "ready_seconds": ready_s, "seed_seconds": seed_s },
+        "auth": auth,
+        "servers": servers.iter().map(|r| json!({
+            "signed": r.signed, "ready_seconds": r.ready_s, "seed_seconds": r.seed_s,
+        })).collect::<Vec<_>>(),
         "errors_total": errors,
         "measurements": results.iter().map(|m| {
             let commits = m.commits.map(|(flushes, writes, groups)| json!({
@@ -624,6 +860,7 @@ fn main() {
             }));
             json!({
                 "operation": m.op.name(),
+                "signed": m.signed,
                 "concurrency": m.concurrency,
                 "requests": m.latency.requests,
                 "seconds": m.seconds,

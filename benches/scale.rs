@@ -346,7 +346,7 @@ async fn client(
     barrier: &Barrier,
     seconds: f64,
 ) -> ClientResult {
-    let conn = connect(target.addr).await;
+    let conn = connect(target.addr, None).await;
     let total = target.paths.len();
     // Update clients each own the associations numbered c, c + clients, ...,
     // so that each knows the current roleArn of the ones it changes.
@@ -618,7 +618,7 @@ fn prepare_store(shape: &StoreShape, dir: &Path, settings: &Settings) -> Prepare
     let warmup_s = (setting("SCALE_WARMUP", 1) != 0).then(|| {
         let started = Instant::now();
         block_on(async {
-            let mut conn = Connection::open(target.addr)
+            let mut conn = Connection::open(target.addr, None)
                 .await
                 .expect("connecting to the server");
             for cluster in &target.clusters {

@@ -22,6 +22,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub testing: TestingConfig,
     pub eks_auth: EksAuthConfig,
+    pub auth: AuthConfig,
 }
 
 /// Aids for tests that drive the real server; all off by default.
@@ -74,6 +75,39 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_timeout_seconds: u64,
+    /// HTTPS instead of HTTP when both files are set.
+    pub tls: TlsConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `none`: every request is served; `sigv4`: every API request must be
+    /// signed (AWS Signature Version 4) with a key of `credentials_file`.
+    pub mode: AuthMode,
+    /// AWS shared-credentials file; every key pair in it is accepted.
+    pub credentials_file: Option<PathBuf>,
+    /// Access key IDs that may also call `/admin/v1/*`.
+    pub admin_access_key_ids: Vec<String>,
+    /// Whether `mode = "none"` may serve on an address other than loopback.
+    pub allow_anonymous_remote: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    None,
+    Sigv4,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +202,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_seconds: 10,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -369,6 +404,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_security()?;
         let mut names = HashSet::new();
         for preset in &self.clusters.preset {
             ClusterName::parse("name", &preset.name)
@@ -407,6 +443,78 @@ fn is_http_url(url: &str) -> bool {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+impl Config {
+    /// The `auth` and `server.tls` settings, and that a server reachable
+    /// from other hosts does not serve everyone by accident.
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, value: String, rule: &str| ConfigError::Invalid {
+            key,
+            value,
+            rule: rule.to_owned(),
+        };
+        let auth = &self.auth;
+        match auth.mode {
+            AuthMode::Sigv4 if auth.credentials_file.is_none() => {
+                return Err(invalid(
+                    "auth.credentials_file",
+                    "(not set)".into(),
+                    "must name a key file (AWS shared-credentials format) when auth.mode = \"sigv4\"",
+                ));
+            }
+            AuthMode::None
+                if auth.credentials_file.is_some() || !auth.admin_access_key_ids.is_empty() =>
+            {
+                return Err(invalid(
+                    "auth.mode",
+                    "\"none\"".into(),
+                    "checks no signature, yet auth.credentials_file or auth.admin_access_key_ids \
+                     is set: set auth.mode = \"sigv4\" to use them, or remove them",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(empty) = auth
+            .admin_access_key_ids
+            .iter()
+            .find(|id| id.trim().is_empty())
+        {
+            return Err(invalid(
+                "auth.admin_access_key_ids",
+                format!("{empty:?}"),
+                "must list access key IDs, none of them empty",
+            ));
+        }
+        let listen = self.server.listen;
+        if auth.mode == AuthMode::None && !listen.ip().is_loopback() && !auth.allow_anonymous_remote
+        {
+            return Err(invalid(
+                "server.listen",
+                listen.to_string(),
+                "is not a loopback address, and auth.mode = \"none\" would let anyone who can \
+                 reach it change or download every association: set auth.mode = \"sigv4\" with \
+                 auth.credentials_file, or auth.allow_anonymous_remote = true to serve \
+                 unauthenticated on purpose",
+            ));
+        }
+        let tls = &self.server.tls;
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            let (key, value) = match &tls.cert_file {
+                Some(cert) => (
+                    "server.tls.key_file",
+                    format!("(not set; cert_file = {cert:?})"),
+                ),
+                None => ("server.tls.cert_file", "(not set)".into()),
+            };
+            return Err(invalid(
+                key,
+                value,
+                "server.tls.cert_file and server.tls.key_file go together: set both for HTTPS, or neither",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `xx-name-N` or `xx-name-name-N`, e.g. `us-east-1`, `us-gov-west-1`, `cn-north-1`.
@@ -528,6 +636,78 @@ mod tests {
         }
         let err = Config::from_toml("[eks_auth.sts]\nendpoint = \"http://x\"\n").unwrap_err();
         assert!(err.contains("endpoint"), "{err}");
+    }
+
+    #[test]
+    fn sigv4_needs_a_key_file_and_key_settings_need_sigv4() {
+        let err = Config::from_toml("[auth]\nmode = \"sigv4\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid setting auth.credentials_file"),
+            "{err}"
+        );
+        let err = Config::from_toml("[auth]\ncredentials_file = \"/etc/keys\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid setting auth.mode"), "{err}");
+        let config = Config::from_toml(
+            "[auth]\nmode = \"sigv4\"\ncredentials_file = \"/etc/keys\"\nadmin_access_key_ids = [\"AKID\"]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let err = Config::from_toml("[auth]\nmode = \"iam\"\n").unwrap_err();
+        assert!(err.contains("iam"), "{err}");
+    }
+
+    #[test]
+    fn a_non_loopback_listen_address_needs_auth_or_an_explicit_opt_out() {
+        let mut config = Config::default();
+        config.server.listen = "0.0.0.0:8080".parse().unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid setting server.listen = 0.0.0.0:8080"),
+            "{err}"
+        );
+        assert!(err.contains("auth.mode"), "{err}");
+        assert!(err.contains("auth.allow_anonymous_remote"), "{err}");
+        config.auth.allow_anonymous_remote = true;
+        config.validate().unwrap();
+        config.auth.allow_anonymous_remote = false;
+        config.auth.mode = AuthMode::Sigv4;
+        config.auth.credentials_file = Some("/etc/keys".into());
+        config.validate().unwrap();
+        for loopback in ["127.0.0.1:0", "127.0.0.2:80", "[::1]:8080"] {
+            let mut config = Config::default();
+            config.server.listen = loopback.parse().unwrap();
+            config.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        let mut config = Config::default();
+        config.server.tls.cert_file = Some("/etc/cert.pem".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid setting server.tls.key_file"),
+            "{err}"
+        );
+        config.server.tls = TlsConfig {
+            cert_file: None,
+            key_file: Some("/etc/key.pem".into()),
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid setting server.tls.cert_file"),
+            "{err}"
+        );
+        config.server.tls.cert_file = Some("/etc/cert.pem".into());
+        config.validate().unwrap();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod domain;

@@ -168,7 +168,11 @@ fn serve(config: &Config) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async {
         let app = Application::build(config).await.map_err(|e| chain(&e))?;
         // Tests and scripts read this line to learn the port.
-        println!("pod-identity-store listening on http://{}", app.addr());
+        println!(
+            "pod-identity-store listening on {}://{}",
+            app.scheme(),
+            app.addr()
+        );
         let _ = std::io::stdout().flush();
         app.run_until_stopped().await.map_err(|e| chain(&e))
     })?;

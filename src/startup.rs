@@ -10,6 +10,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
 use crate::api::{self, AppState, ClockControl};
+use crate::auth::{self, Auth};
 use crate::config::Config;
 use crate::domain::{
     AwsIdentity, Clock, ClusterName, NewCluster, RoleArn, Tags, DEFAULT_KUBERNETES_VERSION,
@@ -28,6 +29,9 @@ pub enum StartupError {
     },
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
+    /// The key file, the admin keys or the TLS files were refused.
+    #[error("{0}")]
+    Security(String),
 }
 
 pub struct Application {
@@ -37,11 +41,23 @@ pub struct Application {
     sweeper: Sweeper,
     shutdown_timeout: Duration,
     signals: Signals,
+    https: bool,
 }
 
 impl Application {
     /// Everything up to a bound port; the server runs once awaited.
     pub async fn build(config: &Config) -> Result<Application, StartupError> {
+        // Keys and certificates first: a refusal then leaves the store untouched.
+        let auth = Arc::new(
+            Auth::from_config(&config.auth, &config.aws.region).map_err(StartupError::Security)?,
+        );
+        let tls = match (&config.server.tls.cert_file, &config.server.tls.key_file) {
+            (Some(cert), Some(key)) => {
+                Some(auth::tls::server_config(cert, key).map_err(StartupError::Security)?)
+            }
+            _ => None,
+        };
+        let https = tls.is_some();
         let settings = config.store_settings();
         let identity = settings.identity.clone();
         let store = open_store(&config.store.data_dir, settings)?;
@@ -78,7 +94,9 @@ impl Application {
                 }),
             }
         });
-        let state = web::Data::new(AppState::new(store.clone(), identity, clock, clock_control));
+        let state = web::Data::new(
+            AppState::new(store.clone(), identity, clock, clock_control).with_auth(auth.clone()),
+        );
         let max_body_bytes = config.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new().configure(api::configure(state.clone(), max_body_bytes))
@@ -86,13 +104,19 @@ impl Application {
         // Signals are ours (`run_until_stopped`): SIGINT must stop as
         // gracefully as SIGTERM, and a second signal at once.
         .disable_signals()
-        .shutdown_timeout(config.server.shutdown_timeout_seconds)
-        .listen(listener)
+        .shutdown_timeout(config.server.shutdown_timeout_seconds);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .map_err(StartupError::Server)?
         .run();
         // Listening for signals before anyone can see the port open, so that
         // an early SIGINT or SIGTERM stops gracefully too.
         let signals = Signals::new().map_err(StartupError::Server)?;
+        // Always: SIGHUP's default action would end the process, and
+        // `systemctl reload` sends it whatever the auth mode.
+        reload_on_sighup(auth).map_err(StartupError::Server)?;
         Ok(Application {
             server,
             addr,
@@ -100,7 +124,17 @@ impl Application {
             sweeper,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_seconds),
             signals,
+            https,
         })
+    }
+
+    /// `https` when `server.tls` is set, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -142,6 +176,19 @@ impl Application {
         log::info!("store closed");
         served
     }
+}
+
+/// Reads the credentials file again on every SIGHUP, as daemons reload
+/// their configuration (`systemctl reload`).
+fn reload_on_sighup(auth: Arc<Auth>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            auth.reload();
+        }
+    });
+    Ok(())
 }
 
 /// SIGTERM and SIGINT, as one stream.

@@ -16,6 +16,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,14 +25,21 @@ use tokio::net::TcpStream;
 /// The longest one read from the server may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Signs a request for a server with authentication on: given the method,
+/// the path (with its query) and the body, the header lines to add (each
+/// ending in CRLF), signed for `Host: 127.0.0.1`.
+pub type Sign = Arc<dyn Fn(&str, &str, &str) -> String + Send + Sync>;
+
 pub struct Connection {
     stream: TcpStream,
     request: Vec<u8>,
     buffer: Vec<u8>,
+    sign: Option<Sign>,
 }
 
 impl Connection {
-    pub async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
+    /// A connection whose requests `sign` signs (none when `None`).
+    pub async fn open(addr: SocketAddr, sign: Option<Sign>) -> std::io::Result<Connection> {
         let stream = tokio::time::timeout(READ_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| {
@@ -42,6 +50,7 @@ impl Connection {
             stream,
             request: Vec::with_capacity(512),
             buffer: Vec::with_capacity(64 * 1024),
+            sign,
         })
     }
 
@@ -55,10 +64,12 @@ impl Connection {
     ) -> Result<&str, String> {
         self.request.clear();
         let body = body.unwrap_or("");
+        let signature = self.sign.as_ref().map(|sign| sign(method, path, body));
         write!(
             self.request,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{body}",
+            body.len(),
+            signature.as_deref().unwrap_or("")
         )
         .expect("writing into a Vec cannot fail");
         self.stream

@@ -10,12 +10,13 @@ use std::time::Instant;
 use serde::Deserialize;
 use tokio::sync::Barrier;
 
-use http::Connection;
+use http::{Connection, Sign};
 
 /// Opens a keep-alive connection and sends one request on it, so that both
-/// happen before the clock starts.
-pub async fn connect(addr: std::net::SocketAddr) -> Result<Connection, String> {
-    let mut conn = Connection::open(addr)
+/// happen before the clock starts; `sign` signs its requests (a server
+/// with authentication on), or `None`.
+pub async fn connect(addr: std::net::SocketAddr, sign: Option<Sign>) -> Result<Connection, String> {
+    let mut conn = Connection::open(addr, sign)
         .await
         .map_err(|e| format!("connecting to the server: {e}"))?;
     conn.send("GET", "/healthz", None).await?;

@@ -3,6 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 
+use crate::auth::AuthError;
 use crate::domain::DomainError;
 use crate::store::StoreError;
 
@@ -21,6 +22,12 @@ pub enum ErrorType {
     UnknownOperationException,
     UnsupportedMediaTypeException,
     RequestEntityTooLargeException,
+    // Authentication errors, as AWS's front door sends them (auth.mode = "sigv4").
+    MissingAuthenticationTokenException,
+    IncompleteSignatureException,
+    UnrecognizedClientException,
+    InvalidSignatureException,
+    AccessDeniedException,
 }
 
 impl ErrorType {
@@ -38,6 +45,11 @@ impl ErrorType {
             ServerException => StatusCode::INTERNAL_SERVER_ERROR,
             UnsupportedMediaTypeException => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestEntityTooLargeException => StatusCode::PAYLOAD_TOO_LARGE,
+            MissingAuthenticationTokenException
+            | IncompleteSignatureException
+            | UnrecognizedClientException
+            | InvalidSignatureException
+            | AccessDeniedException => StatusCode::FORBIDDEN,
         }
     }
 
@@ -55,6 +67,11 @@ impl ErrorType {
             UnknownOperationException => "UnknownOperationException",
             UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
             RequestEntityTooLargeException => "RequestEntityTooLargeException",
+            MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
+            IncompleteSignatureException => "IncompleteSignatureException",
+            UnrecognizedClientException => "UnrecognizedClientException",
+            InvalidSignatureException => "InvalidSignatureException",
+            AccessDeniedException => "AccessDeniedException",
         }
     }
 
@@ -179,6 +196,29 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::MissingToken => ApiError::new(
+                ErrorType::MissingAuthenticationTokenException,
+                "Missing Authentication Token",
+            ),
+            AuthError::IncompleteSignature(message) => {
+                ApiError::new(ErrorType::IncompleteSignatureException, message)
+            }
+            AuthError::UnrecognizedClient(message) => {
+                ApiError::new(ErrorType::UnrecognizedClientException, message)
+            }
+            AuthError::InvalidSignature(message) => {
+                ApiError::new(ErrorType::InvalidSignatureException, message)
+            }
+            AuthError::AccessDenied(message) => {
+                ApiError::new(ErrorType::AccessDeniedException, message)
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -210,6 +250,9 @@ mod tests {
         assert_eq!(ErrorType::ServerException.status(), 500);
         assert_eq!(ErrorType::BadRequestException.status(), 400);
         assert_eq!(ErrorType::NotFoundException.status(), 404);
+        assert_eq!(ErrorType::MissingAuthenticationTokenException.status(), 403);
+        assert_eq!(ErrorType::InvalidSignatureException.status(), 403);
+        assert_eq!(ErrorType::AccessDeniedException.status(), 403);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod tags;
 mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::error::PayloadError;
@@ -27,8 +28,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use std::sync::Arc;
-
+use crate::auth::{Access, Auth};
 use crate::domain::{AwsIdentity, Clock};
 use crate::store::Store;
 use error::{ApiError, ErrorType};
@@ -47,6 +47,7 @@ pub struct AppState {
     pub clock_control: Option<ClockControl>,
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
+    pub auth: Arc<Auth>,
     request_ids: RequestIds,
 }
 
@@ -72,8 +73,15 @@ impl AppState {
             clock_control,
             page_tokens,
             metrics: Metrics::default(),
+            auth: Arc::new(Auth::none()),
             request_ids: RequestIds::new(),
         }
+    }
+
+    /// Checks every request with `auth` (by default none is checked).
+    pub fn with_auth(mut self, auth: Arc<Auth>) -> Self {
+        self.auth = auth;
+        self
     }
 }
 
@@ -162,9 +170,13 @@ async fn dispatch(
         .ok()
         .and_then(Endpoint::cluster_label)
         .map(str::to_owned);
-    let result = match endpoint {
-        Ok(endpoint) => handle(&req, endpoint, body, &state).await,
-        Err(e) => Err(e),
+    let payload = body.as_deref().ok();
+    let result = match state.auth.check(&req, access(&req, &endpoint), payload) {
+        Err(refused) => Err(refused.into()),
+        Ok(()) => match endpoint {
+            Ok(endpoint) => handle(&req, endpoint, body, &state).await,
+            Err(e) => Err(e),
+        },
     };
     // Every error of a request about a cluster names it, however early it was refused.
     let result = result.map_err(|e| match (&e.cluster_name, cluster) {
@@ -200,6 +212,17 @@ async fn dispatch(
         _ => log::debug!("{line}"),
     }
     response
+}
+
+/// What a request needs to be served: the probes are open, the admin
+/// routes need an admin key, everything else (unknown routes too, so that
+/// they reveal nothing to strangers) a signature for `eks`.
+fn access(req: &HttpRequest, endpoint: &Result<Endpoint, ApiError>) -> Access {
+    match endpoint {
+        Ok(Endpoint::Health | Endpoint::Ready | Endpoint::Metrics) => Access::Open,
+        _ if req.uri().path().starts_with("/admin/") => Access::Admin,
+        _ => Access::Api("eks"),
+    }
 }
 
 fn read_body(

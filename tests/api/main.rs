@@ -7,6 +7,7 @@ mod stand_in;
 
 mod agent;
 mod associations;
+mod auth;
 mod clock;
 mod cluster_state;
 mod clusters;
@@ -27,6 +28,7 @@ mod session_members;
 mod startup;
 mod sts_provider;
 mod tags;
+mod tls;
 mod tools;
 mod update;
 mod upgrade;

@@ -48,13 +48,27 @@ const REGION: &str = "us-east-1";
 
 /// The SDK configuration the README's user guide shows, pointed at `app`.
 async fn sdk_config(app: &TestApp) -> aws_config::SdkConfig {
+    sdk_config_with(
+        &app.base,
+        REGION,
+        Credentials::new("test", "test", None, None, "static"),
+    )
+    .await
+}
+
+/// The same for any endpoint, region and keys (the auth tests).
+pub(crate) async fn sdk_config_with(
+    endpoint: &str,
+    region: &str,
+    credentials: Credentials,
+) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         // No AWS_* variable of the host (AWS_ENDPOINT_URL, AWS_PROFILE, …)
         // may take part in a test.
         .empty_test_environment()
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(app.base.as_str())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        .endpoint_url(endpoint)
         // Plain HTTP only: the server is on 127.0.0.1. (`build_http` is
         // public but doc-hidden in aws-smithy-http-client; should it go, use
         // `eksauth::sts::https_client()`, which speaks http too.)
@@ -86,7 +100,11 @@ async fn sdk_with(app: &TestApp, interceptor: impl Intercept + 'static) -> aws_s
 /// The modeled error of a call that must fail with one; anything else
 /// (success, a connection failure, an unparsable answer) fails the test.
 #[track_caller]
-fn service_error<O: std::fmt::Debug, E: std::error::Error + 'static, R: std::fmt::Debug>(
+pub(crate) fn service_error<
+    O: std::fmt::Debug,
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     result: Result<O, SdkError<E, R>>,
 ) -> E {
     match result {
@@ -102,7 +120,7 @@ fn service_error<O: std::fmt::Debug, E: std::error::Error + 'static, R: std::fmt
 /// The output of a call that must succeed, with the SDK's whole error chain
 /// in the failure message otherwise.
 #[track_caller]
-fn ok<O, E: std::error::Error + 'static, R: std::fmt::Debug>(
+pub(crate) fn ok<O, E: std::error::Error + 'static, R: std::fmt::Debug>(
     result: Result<O, SdkError<E, R>>,
 ) -> O {
     match result {

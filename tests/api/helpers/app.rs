@@ -114,6 +114,14 @@ impl TestApp {
         self.client.clone()
     }
 
+    /// Sends a signal (`HUP`, `TERM`, …) to the running server.
+    pub fn signal(&self, name: &str) {
+        self.server
+            .as_ref()
+            .expect("the server is running")
+            .signal(name);
+    }
+
     /// SIGKILLs the server and waits for it to be gone.
     pub fn kill(&mut self) {
         drop(self.server.take());

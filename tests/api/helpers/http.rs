@@ -29,7 +29,11 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn from_response(method: &str, path: &str, response: ureq::Response) -> Result<Self, String> {
+    pub fn from_response(
+        method: &str,
+        path: &str,
+        response: ureq::Response,
+    ) -> Result<Self, String> {
         let header = |name: &str| response.header(name).map(str::to_owned);
         let status = response.status();
         let error_type = header("x-amzn-errortype");

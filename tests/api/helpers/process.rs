@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 /// The one line the server prints on stdout once it serves.
 pub const READY_PREFIX: &str = "pod-identity-store listening on http://";
+/// The same line of a server with `server.tls` set.
+pub const READY_PREFIX_TLS: &str = "pod-identity-store listening on https://";
 /// How long a start-up (or a command expected to exit) may take.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The environment variables that configure the server; cleared in every
@@ -88,7 +90,12 @@ impl Server {
         let mut before_ready = Vec::new();
         loop {
             match lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => match line.strip_prefix(ready_prefix) {
+                Ok(line) => match line.strip_prefix(ready_prefix).or_else(|| {
+                    // A server's line names https:// when it serves TLS.
+                    (ready_prefix == READY_PREFIX)
+                        .then(|| line.strip_prefix(READY_PREFIX_TLS))
+                        .flatten()
+                }) {
                     Some(addr) => {
                         let addr: SocketAddr = addr.trim().parse().map_err(|e| {
                             format!("the ready line {line:?} has no socket address: {e}")
