@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{AwsIdentity, ClusterName, ClusterStatus};
+use crate::faults::{FaultSpec, FaultsConfig, RuleError};
 use crate::store::StoreSettings;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,8 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     pub limits: LimitsConfig,
     pub testing: TestingConfig,
+    /// Switchable faults for testing clients (`docs/faults.md`); no rules by default.
+    pub faults: FaultsConfig,
 }
 
 /// Aids for tests that drive the real server; all off by default.
@@ -208,6 +211,8 @@ pub enum ConfigError {
         value: String,
         rule: String,
     },
+    #[error("invalid setting faults.{0}")]
+    Faults(#[from] RuleError),
 }
 
 /// Settings given on the command line or in the environment.
@@ -342,6 +347,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        FaultSpec::from_config(&self.faults)?;
         let mut names = HashSet::new();
         for preset in &self.clusters.preset {
             ClusterName::parse("name", &preset.name)
@@ -466,6 +472,25 @@ mod tests {
         assert!(twice.validate().is_err());
         let bad = Config::from_toml("[[clusters.preset]]\nname = \"-dev\"\n").unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn fault_rules_are_off_by_default_and_a_bad_one_is_refused_naming_its_index_and_field() {
+        assert!(Config::default().faults.rules.is_empty());
+        let config = Config::from_toml(
+            "[faults]\nseed = 7\n[[faults.rules]]\noperations = [\"*\"]\nkind = \"throttle\"\n\
+             rate_per_second = 2.5\nburst = 3\n[[faults.rules]]\noperations = [\"ListClusters\"]\n\
+             kind = \"error\"\nprobability = 1.5\n",
+        )
+        .unwrap();
+        assert_eq!(config.faults.seed, 7);
+        let err = config.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid setting faults.rules[1].probability must be a number from 0 to 1 (got 1.5)"
+        );
+        let err = Config::from_toml("[faults]\nrule = []\n").unwrap_err();
+        assert!(err.contains("rule"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::domain::{
     AwsIdentity, Clock, ClusterName, NewCluster, RoleArn, Tags, DEFAULT_KUBERNETES_VERSION,
 };
 use crate::failure::{chain, without_engine_panics};
+use crate::faults::{FaultSpec, Faults};
 use crate::store::{Store, StoreError, StoreSettings, SweepCursor};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum StartupError {
     },
     #[error("cannot start the HTTP server: {0}")]
     Server(std::io::Error),
+    #[error("invalid setting faults.{0}")]
+    Faults(#[from] crate::faults::RuleError),
 }
 
 pub struct Application {
@@ -84,7 +87,22 @@ impl Application {
                 }),
             }
         });
-        let state = web::Data::new(AppState::new(store.clone(), identity, clock, clock_control));
+        let faults = FaultSpec::from_config(&config.faults)?;
+        if !faults.rules.is_empty() {
+            log::warn!(
+                "{} fault rule(s) from [faults] are in force: clients will meet injected \
+                 failures (GET /admin/v1/faults lists them)",
+                faults.rules.len()
+            );
+        }
+        let faults = Faults::new(faults, clock.now());
+        let state = web::Data::new(AppState::new(
+            store.clone(),
+            identity,
+            clock,
+            clock_control,
+            faults,
+        ));
         let max_body_bytes = config.server.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new().configure(api::configure(state.clone(), max_body_bytes))

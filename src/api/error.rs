@@ -17,6 +17,9 @@ pub enum ErrorType {
     ServerException,
     BadRequestException,
     NotFoundException,
+    /// 429: what EKS answers a client over its request rate.
+    ThrottlingException,
+    ServiceUnavailableException,
     // Framework errors outside the EKS model, named as smithy-rs names them (spec §1.9).
     UnknownOperationException,
     UnsupportedMediaTypeException,
@@ -35,7 +38,9 @@ impl ErrorType {
                 StatusCode::NOT_FOUND
             }
             ResourceInUseException => StatusCode::CONFLICT,
+            ThrottlingException => StatusCode::TOO_MANY_REQUESTS,
             ServerException => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceUnavailableException => StatusCode::SERVICE_UNAVAILABLE,
             UnsupportedMediaTypeException => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestEntityTooLargeException => StatusCode::PAYLOAD_TOO_LARGE,
         }
@@ -52,6 +57,8 @@ impl ErrorType {
             ServerException => "ServerException",
             BadRequestException => "BadRequestException",
             NotFoundException => "NotFoundException",
+            ThrottlingException => "ThrottlingException",
+            ServiceUnavailableException => "ServiceUnavailableException",
             UnknownOperationException => "UnknownOperationException",
             UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
             RequestEntityTooLargeException => "RequestEntityTooLargeException",
@@ -210,6 +217,8 @@ mod tests {
         assert_eq!(ErrorType::ServerException.status(), 500);
         assert_eq!(ErrorType::BadRequestException.status(), 400);
         assert_eq!(ErrorType::NotFoundException.status(), 404);
+        assert_eq!(ErrorType::ThrottlingException.status(), 429);
+        assert_eq!(ErrorType::ServiceUnavailableException.status(), 503);
     }
 
     #[test]

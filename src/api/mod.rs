@@ -11,6 +11,7 @@ mod clock;
 mod clusters;
 pub mod error;
 mod export;
+mod faults;
 mod input;
 mod metrics;
 mod pagination;
@@ -30,12 +31,13 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::domain::{AwsIdentity, Clock};
+use crate::faults::Faults;
 use crate::store::Store;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
 use metrics::Metrics;
 use pagination::PageTokens;
-pub use router::Endpoint;
+pub use router::{Endpoint, AWS_OPERATIONS};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -47,6 +49,8 @@ pub struct AppState {
     pub clock_control: Option<ClockControl>,
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
+    /// The fault rules in force (`[faults]`, `/admin/v1/faults`).
+    pub faults: Faults,
     request_ids: RequestIds,
 }
 
@@ -63,6 +67,7 @@ impl AppState {
         identity: AwsIdentity,
         clock: Arc<Clock>,
         clock_control: Option<ClockControl>,
+        faults: Faults,
     ) -> Self {
         let page_tokens = PageTokens::new(store.page_token_secret());
         AppState {
@@ -72,6 +77,7 @@ impl AppState {
             clock_control,
             page_tokens,
             metrics: Metrics::default(),
+            faults,
             request_ids: RequestIds::new(),
         }
     }
@@ -162,8 +168,17 @@ async fn dispatch(
         .ok()
         .and_then(Endpoint::cluster_label)
         .map(str::to_owned);
+    let request_id = state.request_ids.next();
+    let mut text = uuid::Uuid::encode_buffer();
+    let request_id: &str = request_id.hyphenated().encode_lower(&mut text);
     let result = match endpoint {
-        Ok(endpoint) => handle(&req, endpoint, body, &state).await,
+        Ok(endpoint) => match faults::before(&state, &endpoint, request_id).await {
+            Ok(lost) => {
+                let result = handle(&req, endpoint, body, &state).await;
+                faults::after(&state, lost, operation, result, request_id)
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     // Every error of a request about a cluster names it, however early it was refused.
@@ -176,9 +191,6 @@ async fn dispatch(
     let is_tag_api = req.uri().path().starts_with("/tags/");
     let mut response =
         result.unwrap_or_else(|e| if is_tag_api { e.for_tag_api() } else { e }.to_response());
-    let request_id = state.request_ids.next();
-    let mut text = uuid::Uuid::encode_buffer();
-    let request_id: &str = request_id.hyphenated().encode_lower(&mut text);
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-amzn-requestid"),
         HeaderValue::from_str(request_id).expect("a UUID is a valid header value"),
@@ -253,13 +265,17 @@ async fn handle(
         )),
         Endpoint::Metrics => {
             let stats = state.store.stats().await?;
-            Ok(text(StatusCode::OK, state.metrics.render(&stats)))
+            let page = state.metrics.render(&stats) + &state.faults.render_metrics();
+            Ok(text(StatusCode::OK, page))
         }
         Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,
         Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
         Endpoint::AdvanceClock => clock::advance(state, body).await,
         Endpoint::Export => export::export(state).await,
+        Endpoint::GetFaults => faults::get(state).await,
+        Endpoint::PutFaults => faults::put(state, body).await,
+        Endpoint::DeleteFaults => faults::delete(state).await,
     }
 }
 

@@ -14,6 +14,7 @@ mod crash;
 mod delete;
 mod durability;
 mod errors;
+mod faults;
 mod idempotency;
 mod list;
 mod observability;

@@ -47,7 +47,7 @@ use crate::helpers::{role, s, ts, TestApp, ACCOUNT};
 const REGION: &str = "us-east-1";
 
 /// The SDK configuration the README's user guide shows, pointed at `app`.
-async fn sdk_config(app: &TestApp) -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config(app: &TestApp) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         // No AWS_* variable of the host (AWS_ENDPOINT_URL, AWS_PROFILE, …)
         // may take part in a test.
@@ -102,7 +102,7 @@ fn service_error<O: std::fmt::Debug, E: std::error::Error + 'static, R: std::fmt
 /// The output of a call that must succeed, with the SDK's whole error chain
 /// in the failure message otherwise.
 #[track_caller]
-fn ok<O, E: std::error::Error + 'static, R: std::fmt::Debug>(
+pub(crate) fn ok<O, E: std::error::Error + 'static, R: std::fmt::Debug>(
     result: Result<O, SdkError<E, R>>,
 ) -> O {
     match result {
