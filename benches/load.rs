@@ -30,7 +30,11 @@
 //! `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
 //! (where the temp dir is made; the system temp dir by default),
 //! `LOAD_OUTPUT` (the JSON report, `target/load.json`), `LOAD_SERVER_LOG`
-//! (the server's `RUST_LOG`, `warn`; its log goes to this bench's stderr).
+//! (the server's `RUST_LOG`, `warn`; its log goes to this bench's stderr),
+//! `LOAD_FAULTS_AB=1` (the cost of the fault rules' check: each Describe
+//! measurement is made four times, alternating between no rules, the
+//! server's default, and one fault rule in force that matches no request,
+//! which takes the check past its one atomic load; see `docs/faults.md`).
 //! Traffic goes only to 127.0.0.1; the server is killed at the end.
 //!
 //! The load generator runs on the same cores as the server, so on a small
@@ -248,6 +252,8 @@ fn fsync_rate(dir: &Path, seconds: f64) -> (u64, f64) {
 #[derive(Clone, Copy, PartialEq)]
 enum Op {
     Describe,
+    /// Describe with a fault rule in force that matches no request.
+    DescribeUnderRule,
     Update,
     CreateDelete,
     List,
@@ -257,6 +263,7 @@ impl Op {
     fn name(self) -> &'static str {
         match self {
             Op::Describe => "Describe",
+            Op::DescribeUnderRule => "Describe, 1 rule",
             Op::Update => "Update",
             Op::CreateDelete => "Create+Delete",
             Op::List => "List (page of 100)",
@@ -320,7 +327,7 @@ async fn client(
         n += 1;
         let t0 = Instant::now();
         match op {
-            Op::Describe => {
+            Op::Describe | Op::DescribeUnderRule => {
                 let r = conn.send("GET", &assoc_paths[k], None).await.map(drop);
                 out.record(t0, r);
             }
@@ -383,7 +390,26 @@ struct Measurement {
     machine_busy: f64,
 }
 
+/// A fault rule that no request of the bench matches (no cluster has that
+/// name), so it costs the check and injects nothing.
+const NON_MATCHING_RULE: &str =
+    r#"{"rules": [{"operations": ["*"], "clusters": ["no-such-cluster"], "kind": "error"}]}"#;
+
+/// Puts `document` in force as the server's fault rules.
+fn put_faults(base: &str, document: &str) {
+    ureq::put(&format!("{base}/admin/v1/faults"))
+        .set("Content-Type", "application/json")
+        .send_string(document)
+        .unwrap_or_else(|e| panic!("PUT /admin/v1/faults: {e}"));
+}
+
 fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measurement {
+    if op == Op::DescribeUnderRule {
+        put_faults(&shared.base, NON_MATCHING_RULE);
+        let m = measure(Op::Describe, clients, shared, seconds);
+        put_faults(&shared.base, r#"{"rules": []}"#);
+        return Measurement { op, ..m };
+    }
     let before = commit_counters(&shared.base);
     let running = {
         let shared = shared.clone();
@@ -472,7 +498,7 @@ fn print_table(results: &[Measurement], fsyncs_per_s: f64) {
 /// `create-delete`, `list`; all when empty) names `op`.
 fn selected(operations: &str, op: Op) -> bool {
     let key = match op {
-        Op::Describe => "describe",
+        Op::Describe | Op::DescribeUnderRule => "describe",
         Op::Update => "update",
         Op::CreateDelete => "create-delete",
         Op::List => "list",
@@ -549,21 +575,29 @@ fn main() {
         .into_iter()
         .filter(|op| selected(&operations, *op))
         .collect();
+    let faults_ab = std::env::var_os("LOAD_FAULTS_AB").is_some_and(|v| v == "1");
     let mut results = Vec::new();
     for op in ops {
         for &clients in &concurrencies {
-            let m = measure(op, clients, &shared, seconds);
-            eprintln!(
-                "  {} at concurrency {}: {:.0}/s, {} errors",
-                m.op.name(),
-                m.concurrency,
-                m.rps,
-                m.latency.errors
-            );
-            for e in &m.latency.first_errors {
-                eprintln!("    error: {e}");
+            // A, B, A, B: a drift of the machine over the run hits both alike.
+            let rounds = match op {
+                Op::Describe if faults_ab => [Op::Describe, Op::DescribeUnderRule].repeat(2),
+                _ => vec![op],
+            };
+            for op in rounds {
+                let m = measure(op, clients, &shared, seconds);
+                eprintln!(
+                    "  {} at concurrency {}: {:.0}/s, {} errors",
+                    m.op.name(),
+                    m.concurrency,
+                    m.rps,
+                    m.latency.errors
+                );
+                for e in &m.latency.first_errors {
+                    eprintln!("    error: {e}");
+                }
+                results.push(m);
             }
-            results.push(m);
         }
     }
     drop(server);
