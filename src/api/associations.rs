@@ -14,6 +14,7 @@ use crate::domain::{
     Association, AssociationId, AssociationUpdate, ClusterName, ImmutableClaim, Namespace,
     NewAssociation, RoleArn, ServiceAccountName, SessionPolicy, Tags,
 };
+use crate::faults::ListedPage;
 use crate::store::AssociationFilter;
 
 fn association_response(state: &AppState, association: &Association) -> HttpResponse {
@@ -124,14 +125,15 @@ pub async fn list(
         page.items.last().map(|last| last.id.as_str()),
     );
     // While a propagation delay holds changes back, the page the client still sees.
-    let stale = state.faults.stale_page(
-        cluster.as_str(),
-        (filter.namespace.as_ref(), filter.service_account.as_ref()),
-        after.as_ref(),
-        &page.items,
-        page.more,
-        state.clock.now(),
-    );
+    let listed = ListedPage {
+        cluster: cluster.as_str(),
+        namespace: filter.namespace.as_ref(),
+        service_account: filter.service_account.as_ref(),
+        after: after.as_ref(),
+        items: &page.items,
+        more: page.more,
+    };
+    let stale = state.faults.stale_page(&listed, state.clock.now());
     let associations = stale
         .as_deref()
         .unwrap_or(&page.items)

@@ -89,6 +89,9 @@ pub struct ApiError {
     /// Set for status 405: the methods the path does allow.
     pub allow: Option<String>,
     pub status_override: Option<StatusCode>,
+    /// Set for an error a fault rule injected: logged as a test fault, not
+    /// as a failure of the server.
+    pub injected: bool,
 }
 
 impl ApiError {
@@ -99,6 +102,15 @@ impl ApiError {
             cluster_name: None,
             allow: None,
             status_override: None,
+            injected: false,
+        }
+    }
+
+    /// An error a fault rule injected (`crate::faults`).
+    pub fn injected(kind: ErrorType, message: impl Into<String>) -> Self {
+        ApiError {
+            injected: true,
+            ..Self::new(kind, message)
         }
     }
 
@@ -182,6 +194,7 @@ impl From<DomainError> for ApiError {
             cluster_name: error.cluster_name().map(ToString::to_string),
             allow: None,
             status_override: None,
+            injected: false,
         }
     }
 }

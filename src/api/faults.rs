@@ -65,7 +65,8 @@ pub async fn before(
     endpoint: &Endpoint,
     request_id: &str,
 ) -> Result<Option<LostAnswer>, ApiError> {
-    if !endpoint.is_aws_operation() {
+    // With no rules, this load is all a request pays.
+    if !state.faults.is_active() || !endpoint.is_aws_operation() {
         return Ok(None);
     }
     let operation = endpoint.name();
@@ -78,7 +79,7 @@ pub async fn before(
     match fault.action.clone() {
         Action::Refuse(error, message) => {
             injected(state, &fault, operation, request_id);
-            Err(ApiError::new(error_type(error), message))
+            Err(ApiError::injected(error_type(error), message))
         }
         Action::Delay(delay) => {
             injected(state, &fault, operation, request_id);
@@ -102,7 +103,7 @@ pub fn after(
     match (lost, result) {
         (Some(lost), Ok(answer)) if answer.status().is_success() => {
             injected(state, &lost.fault, operation, request_id);
-            Err(ApiError::new(ErrorType::ServerException, lost.message))
+            Err(ApiError::injected(ErrorType::ServerException, lost.message))
         }
         (_, result) => result,
     }

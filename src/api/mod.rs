@@ -189,6 +189,8 @@ async fn dispatch(
     // The Tag APIs have only BadRequest and NotFound for client errors, also
     // for input refused before their handlers (path, query, body).
     let is_tag_api = req.uri().path().starts_with("/tags/");
+    // An injected 5xx is a test fault, not a failure of the server.
+    let injected = matches!(&result, Err(e) if e.injected);
     let mut response =
         result.unwrap_or_else(|e| if is_tag_api { e.for_tag_api() } else { e }.to_response());
     response.headers_mut().insert(
@@ -207,7 +209,7 @@ async fn dispatch(
         started.elapsed().as_secs_f64() * 1e3
     );
     match status.as_u16() {
-        500.. => log::error!("{line}"),
+        500.. if !injected => log::error!("{line}"),
         400.. => log::info!("{line}"),
         _ => log::debug!("{line}"),
     }

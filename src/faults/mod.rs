@@ -24,14 +24,14 @@ use std::time::Duration;
 
 use bucket::TokenBucket;
 use overlay::Overlay;
-pub use overlay::PreviousAssociation;
+pub use overlay::{ListedPage, PreviousAssociation};
 use random::Generator;
 pub use rules::{
     FaultSpec, FaultsConfig, InjectedError, Kind, Rule, RuleError, ASSOCIATION_WRITES,
     ASSUME_ROLE_FOR_POD_IDENTITY,
 };
 
-use crate::domain::{Association, AssociationId, Namespace, ServiceAccountName, Timestamp};
+use crate::domain::{Association, Timestamp};
 
 /// What a rule does to one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +114,11 @@ impl Faults {
         self.overlay.clear();
     }
 
+    /// Whether any rule is in force.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// The rules in force.
     pub fn spec(&self) -> FaultSpec {
         lock(&self.in_force).spec.clone()
@@ -129,7 +134,7 @@ impl Faults {
         cluster: Option<&str>,
         now: Timestamp,
     ) -> Option<Fault> {
-        if !self.active.load(Ordering::Relaxed) {
+        if !self.is_active() {
             return None;
         }
         let mut guard = lock(&self.in_force);
@@ -210,7 +215,7 @@ impl Faults {
     /// The delay of the first `propagation_delay` rule that holds back a
     /// change `operation` makes to an association of `cluster`.
     pub fn propagation_delay(&self, operation: &str, cluster: &str) -> Option<PropagationDelay> {
-        if !self.active.load(Ordering::Relaxed) {
+        if !self.is_active() {
             return None;
         }
         lock(&self.in_force)
@@ -269,18 +274,8 @@ impl Faults {
 
     /// A page of ListPodIdentityAssociations as a client still sees it while
     /// a `lists = true` rule holds changes back; `None`: the page as it is.
-    pub fn stale_page(
-        &self,
-        cluster: &str,
-        filter: (Option<&Namespace>, Option<&ServiceAccountName>),
-        after: Option<&AssociationId>,
-        page: &[Association],
-        more: bool,
-        now: Timestamp,
-    ) -> Option<Vec<Association>> {
-        let stale = self
-            .overlay
-            .stale_page(cluster, filter, after, page, more, now)?;
+    pub fn stale_page(&self, page: &ListedPage<'_>, now: Timestamp) -> Option<Vec<Association>> {
+        let stale = self.overlay.stale_page(page, now)?;
         self.count("propagation_delay", "ListPodIdentityAssociations");
         Some(stale)
     }

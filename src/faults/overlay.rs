@@ -77,9 +77,7 @@ impl Overlay {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Vec<Change>>> {
-        // A panic while holding the lock cannot leave the map half changed
-        // in a way that matters: every entry is whole.
-        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+        super::lock(&self.changes)
     }
 
     /// `None`: answer from the store. `Some(None)`: answer as if there were
@@ -107,20 +105,13 @@ impl Overlay {
     }
 
     /// A page of ListPodIdentityAssociations as the client still sees it:
-    /// for each (namespace, service account) of `cluster` whose change a
-    /// `lists` rule holds back, the store's association is taken out and
-    /// the one before the change put back, if it falls on this page (after
-    /// `after`, and up to the page's last item when more pages follow) and
-    /// passes the filter. Answers `None` when nothing is held back.
-    pub fn stale_page(
-        &self,
-        cluster: &str,
-        filter: (Option<&Namespace>, Option<&ServiceAccountName>),
-        after: Option<&AssociationId>,
-        page: &[Association],
-        more: bool,
-        now: Timestamp,
-    ) -> Option<Vec<Association>> {
+    /// for each (namespace, service account) of the page's cluster whose
+    /// change a `lists` rule holds back, the store's association is taken
+    /// out and the one before the change put back, if it falls on this page
+    /// (after `after`, and up to the page's last item when more pages
+    /// follow) and passes the filter. Answers `None` when nothing is held
+    /// back.
+    pub fn stale_page(&self, page: &ListedPage<'_>, now: Timestamp) -> Option<Vec<Association>> {
         if !self.pending.load(Ordering::SeqCst) {
             return None;
         }
@@ -130,26 +121,26 @@ impl Overlay {
             !held.is_empty()
         });
         self.pending.store(!changes.is_empty(), Ordering::SeqCst);
-        let start = key(cluster, "", "");
+        let start = key(page.cluster, "", "");
         let held: Vec<(&Key, &Change)> = changes
             .range(start..)
-            .take_while(|(k, _)| k.0 == cluster)
+            .take_while(|(k, _)| k.0 == page.cluster)
             .filter_map(|(k, held)| Some((k, held.iter().find(|c| c.lists)?)))
             .collect();
         if held.is_empty() {
             return None;
         }
-        let (namespace, service_account) = filter;
-        let last = page.last().map(|a| a.id.as_str().to_owned());
+        let last = page.items.last().map(|a| a.id.as_str());
         let on_page = |id: &str| {
-            after.is_none_or(|after| id > after.as_str())
-                && (!more || last.as_deref().is_some_and(|last| id <= last))
+            page.after.is_none_or(|after| id > after.as_str())
+                && (!page.more || last.is_some_and(|last| id <= last))
         };
         let passes = |a: &Association| {
-            namespace.is_none_or(|n| a.namespace == *n)
-                && service_account.is_none_or(|s| a.service_account == *s)
+            page.namespace.is_none_or(|n| a.namespace == *n)
+                && page.service_account.is_none_or(|s| a.service_account == *s)
         };
         let mut items: Vec<Association> = page
+            .items
             .iter()
             .filter(|a| {
                 !held.iter().any(|((_, ns, sa), _)| {
@@ -168,6 +159,20 @@ impl Overlay {
     }
 }
 
+/// A page of ListPodIdentityAssociations as the store answered it, with
+/// what it was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedPage<'a> {
+    pub cluster: &'a str,
+    pub namespace: Option<&'a Namespace>,
+    pub service_account: Option<&'a ServiceAccountName>,
+    /// The last association ID of the page before (`nextToken`).
+    pub after: Option<&'a AssociationId>,
+    pub items: &'a [Association],
+    /// Whether more pages follow.
+    pub more: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,25 +182,39 @@ mod tests {
         Timestamp::from_millis(ms)
     }
 
+    /// The first page of `cluster`, unfiltered, with `items` and no more.
+    fn page<'a>(cluster: &'a str, items: &'a [Association]) -> ListedPage<'a> {
+        ListedPage {
+            cluster,
+            namespace: None,
+            service_account: None,
+            after: None,
+            items,
+            more: false,
+        }
+    }
+
+    /// The (cluster, namespace, service account) of `a`.
+    fn key_of(a: &Association) -> (&str, &str, &str) {
+        (
+            a.cluster.as_str(),
+            a.namespace.as_str(),
+            a.service_account.as_str(),
+        )
+    }
+
     #[test]
     fn nothing_held_back_answers_from_the_store() {
         let overlay = Overlay::default();
         assert_eq!(overlay.stale_view("c", "ns", "sa", at(0)), None);
-        assert_eq!(
-            overlay.stale_page("c", (None, None), None, &[], false, at(0)),
-            None
-        );
+        assert_eq!(overlay.stale_page(&page("c", &[]), at(0)), None);
     }
 
     #[test]
     fn a_create_is_unseen_and_a_delete_still_seen_until_the_delay_passes() {
         let overlay = Overlay::default();
         let old = sample_association();
-        let (c, ns, sa) = (
-            old.cluster.as_str(),
-            old.namespace.as_str(),
-            old.service_account.as_str(),
-        );
+        let (c, ns, sa) = key_of(&old);
         overlay.record(c, ns, sa, None, at(1_000), false);
         assert_eq!(overlay.stale_view(c, ns, sa, at(999)), Some(None));
         assert_eq!(overlay.stale_view(c, ns, sa, at(1_000)), None);
@@ -216,11 +235,7 @@ mod tests {
     fn an_update_answers_the_old_role_and_two_changes_the_state_before_both() {
         let overlay = Overlay::default();
         let old = sample_association();
-        let (c, ns, sa) = (
-            old.cluster.as_str(),
-            old.namespace.as_str(),
-            old.service_account.as_str(),
-        );
+        let (c, ns, sa) = key_of(&old);
         overlay.record(c, ns, sa, Some(old.clone()), at(1_000), false);
         overlay.record(c, ns, sa, None, at(3_000), false);
         assert_eq!(
@@ -235,52 +250,36 @@ mod tests {
     fn a_list_hides_a_new_association_and_shows_a_deleted_one_only_for_lists_rules() {
         let overlay = Overlay::default();
         let created = sample_association();
-        let (c, ns, sa) = (
-            created.cluster.as_str(),
-            created.namespace.as_str(),
-            created.service_account.as_str(),
-        );
+        let (c, ns, sa) = key_of(&created);
+        let store = std::slice::from_ref(&created);
         overlay.record(c, ns, sa, None, at(1_000), false);
         assert_eq!(
-            overlay.stale_page(
-                c,
-                (None, None),
-                None,
-                std::slice::from_ref(&created),
-                false,
-                at(0)
-            ),
+            overlay.stale_page(&page(c, store), at(0)),
             None,
             "a rule without lists leaves List alone"
         );
         overlay.clear();
         overlay.record(c, ns, sa, None, at(1_000), true);
-        let page = overlay.stale_page(
-            c,
-            (None, None),
-            None,
-            std::slice::from_ref(&created),
-            false,
-            at(0),
-        );
-        assert_eq!(page, Some(vec![]));
+        assert_eq!(overlay.stale_page(&page(c, store), at(0)), Some(vec![]));
         overlay.clear();
         overlay.record(c, ns, sa, Some(created.clone()), at(1_000), true);
-        let page = overlay.stale_page(c, (None, None), None, &[], false, at(0));
-        assert_eq!(page, Some(vec![created.clone()]));
-        // Not on a page that ends before it, nor through a filter it fails.
+        let empty = page(c, &[]);
+        assert_eq!(
+            overlay.stale_page(&empty, at(0)),
+            Some(vec![created.clone()])
+        );
+        // Not through a filter it fails, nor on a page after it.
         let other_ns = Namespace::parse("elsewhere").unwrap();
-        assert_eq!(
-            overlay.stale_page(c, (Some(&other_ns), None), None, &[], false, at(0)),
-            Some(vec![])
-        );
-        assert_eq!(
-            overlay.stale_page(c, (None, None), Some(&created.id), &[], false, at(0)),
-            Some(vec![])
-        );
-        assert_eq!(
-            overlay.stale_page(c, (None, None), None, &[], false, at(1_000)),
-            None
-        );
+        let filtered = ListedPage {
+            namespace: Some(&other_ns),
+            ..empty
+        };
+        assert_eq!(overlay.stale_page(&filtered, at(0)), Some(vec![]));
+        let later = ListedPage {
+            after: Some(&created.id),
+            ..empty
+        };
+        assert_eq!(overlay.stale_page(&later, at(0)), Some(vec![]));
+        assert_eq!(overlay.stale_page(&empty, at(1_000)), None);
     }
 }

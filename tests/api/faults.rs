@@ -48,6 +48,15 @@ fn injected_error(answer: &Answer, status: u16, error_type: &str, rule: &str) ->
     message
 }
 
+/// A server with cluster `dev` and `document` (`{"rules": [...]}`) in force.
+#[track_caller]
+fn dev_with_faults(document: Value) -> TestApp {
+    let app = TestApp::spawn();
+    app.given_cluster("dev");
+    app.put_faults(&document).ok();
+    app
+}
+
 fn ids(listing: &[Value]) -> Vec<String> {
     let mut ids: Vec<String> = listing
         .iter()
@@ -161,12 +170,9 @@ fn an_invalid_rule_is_refused_naming_its_index_and_field_and_nothing_changes() {
 
 #[test]
 fn a_throttle_answers_429_beyond_its_burst_and_never_touches_the_servers_own_routes() {
-    let app = TestApp::spawn();
-    app.given_cluster("dev");
-    app.put_faults(&json!({"rules": [
+    let app = dev_with_faults(json!({"rules": [
         {"operations": ["*"], "kind": "throttle", "rate_per_second": 0.001, "burst": 3},
-    ]}))
-    .ok();
+    ]}));
     for _ in 0..3 {
         app.describe_cluster("dev").cluster();
     }
@@ -192,14 +198,35 @@ fn a_throttle_answers_429_beyond_its_burst_and_never_touches_the_servers_own_rou
 }
 
 #[test]
-fn an_injected_error_changes_nothing() {
-    let app = TestApp::spawn();
+fn each_injected_fault_logs_one_debug_line_with_its_request_id_and_no_error() {
+    let app = TestApp::spawn_with_env(&[("RUST_LOG", "debug".into())]);
     app.given_cluster("dev");
     app.put_faults(&json!({"rules": [
-        {"operations": ["CreatePodIdentityAssociation"], "kind": "error", "probability": 1},
-        {"operations": ["DeletePodIdentityAssociation"], "kind": "error", "type": "ServiceUnavailableException"},
+        {"operations": ["DescribeCluster"], "kind": "error"},
     ]}))
     .ok();
+    let answer = app.describe_cluster("dev");
+    injected_error(&answer, 500, "ServerException", "0, kind error");
+    let request_id = answer.request_id.clone().unwrap();
+    let log = std::fs::read_to_string(&app.log).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&request_id)).collect();
+    let injected: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("DEBUG") && l.contains("fault injected: rule 0 (error)"))
+        .collect();
+    assert_eq!(injected.len(), 1, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| !l.contains("ERROR")),
+        "an injected fault is not a server error: {lines:#?}"
+    );
+}
+
+#[test]
+fn an_injected_error_changes_nothing() {
+    let app = dev_with_faults(json!({"rules": [
+        {"operations": ["CreatePodIdentityAssociation"], "kind": "error", "probability": 1},
+        {"operations": ["DeletePodIdentityAssociation"], "kind": "error", "type": "ServiceUnavailableException"},
+    ]}));
     let answer = app.create_association("dev", &association("app", Some("t-1")));
     injected_error(&answer, 500, "ServerException", "0, kind error");
     assert_eq!(app.list_all_associations("dev", &[]), Vec::<Value>::new());
@@ -221,12 +248,9 @@ fn an_injected_error_changes_nothing() {
 
 #[test]
 fn a_lost_answer_is_saved_and_a_retry_with_its_token_gets_the_original_answer() {
-    let app = TestApp::spawn();
-    app.given_cluster("dev");
-    app.put_faults(&json!({"rules": [
+    let app = dev_with_faults(json!({"rules": [
         {"operations": ["CreatePodIdentityAssociation"], "kind": "error_after_commit"},
-    ]}))
-    .ok();
+    ]}));
     let answer = app.create_association("dev", &association("app", Some("token-1")));
     let message = injected_error(
         &answer,
@@ -334,12 +358,9 @@ fn the_same_seed_meets_the_same_faults() {
 
 #[test]
 fn latency_waits_on_a_timer_without_holding_up_other_requests() {
-    let app = TestApp::spawn();
-    app.given_cluster("dev");
-    app.put_faults(&json!({"rules": [
+    let app = dev_with_faults(json!({"rules": [
         {"operations": ["DescribeCluster"], "kind": "latency", "min_ms": 400, "max_ms": 400},
-    ]}))
-    .ok();
+    ]}));
     // More requests at once than the server has workers: if a delay held
     // its worker, they would take several delays in turn.
     let started = Instant::now();
@@ -501,12 +522,9 @@ async fn retrying_sdk(app: &TestApp, max_attempts: u32) -> aws_sdk_eks::Client {
 
 #[tokio::test]
 async fn the_sdk_retries_through_throttling_until_it_succeeds() {
-    let app = TestApp::spawn();
-    app.given_cluster("dev");
-    app.put_faults(&json!({"rules": [
+    let app = dev_with_faults(json!({"rules": [
         {"operations": ["DescribeCluster"], "kind": "throttle", "rate_per_second": 4, "burst": 1},
-    ]}))
-    .ok();
+    ]}));
     let eks = retrying_sdk(&app, 10).await;
     for _ in 0..3 {
         let cluster = ok(eks.describe_cluster().name("dev").send().await);
