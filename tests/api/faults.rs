@@ -478,7 +478,32 @@ fn a_faulted_request_never_loses_or_corrupts_an_acknowledged_write_across_a_kill
         .create_association("dev", &association("app", Some("lost-1")))
         .association();
     assert_eq!(replayed, described);
+    // That answer is acknowledged: faulted changes to it, then a kill, leave it whole.
+    app.put_faults(&json!({"rules": [
+        {"operations": ["UpdatePodIdentityAssociation"], "kind": "error", "type": "ServiceUnavailableException"},
+        {"operations": ["DeletePodIdentityAssociation"], "kind": "error"},
+    ]}))
+    .ok();
+    let update = json!({"roleArn": role("other"), "clientRequestToken": "u-1"});
+    injected_error(
+        &app.update_association("dev", &id, &update),
+        503,
+        "ServiceUnavailableException",
+        "0",
+    );
+    injected_error(
+        &app.delete_association("dev", &id),
+        500,
+        "ServerException",
+        "1",
+    );
+    app.restart();
+    assert_eq!(app.describe_association("dev", &id).association(), replayed);
     assert_eq!(app.list_all_associations("dev", &[]).len(), 1);
+    // Nothing of the refused Update was saved, not even its token.
+    app.delete_faults().ok();
+    let updated = app.update_association("dev", &id, &update).association();
+    assert_eq!(updated["roleArn"], json!(role("other")));
 }
 
 #[test]
