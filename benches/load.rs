@@ -37,6 +37,11 @@
 //! signed on a fresh server, with the signed/unsigned ratio of each
 //! measurement). The clients sign with the server's own `auth::sigv4`
 //! functions, the cheapest correct signer at hand: they share the cores.
+//!
+//! `LOAD_FAULTS_AB=1` (the cost of the fault rules' check: each Describe
+//! measurement is made four times, alternating between no rules, the
+//! server's default, and one fault rule in force that matches no request,
+//! which takes the check past its one atomic load; see `docs/faults.md`).
 //! Traffic goes only to 127.0.0.1; the server is killed at the end.
 //!
 //! The load generator runs on the same cores as the server, so on a small
@@ -385,6 +390,8 @@ fn fsync_rate(dir: &Path, seconds: f64) -> (u64, f64) {
 #[derive(Clone, Copy, PartialEq)]
 enum Op {
     Describe,
+    /// Describe with a fault rule in force that matches no request.
+    DescribeUnderRule,
     Update,
     CreateDelete,
     List,
@@ -394,6 +401,7 @@ impl Op {
     fn name(self) -> &'static str {
         match self {
             Op::Describe => "Describe",
+            Op::DescribeUnderRule => "Describe, 1 rule",
             Op::Update => "Update",
             Op::CreateDelete => "Create+Delete",
             Op::List => "List (page of 100)",
@@ -459,7 +467,7 @@ async fn client(
         n += 1;
         let t0 = Instant::now();
         match op {
-            Op::Describe => {
+            Op::Describe | Op::DescribeUnderRule => {
                 let r = conn.send("GET", &assoc_paths[k], None).await.map(drop);
                 out.record(t0, r);
             }
@@ -524,7 +532,26 @@ struct Measurement {
     machine_busy: f64,
 }
 
+/// A fault rule that no request of the bench matches (no cluster has that
+/// name), so it costs the check and injects nothing.
+const NON_MATCHING_RULE: &str =
+    r#"{"rules": [{"operations": ["*"], "clusters": ["no-such-cluster"], "kind": "error"}]}"#;
+
+/// Puts `document` in force as the server's fault rules.
+fn put_faults(base: &str, document: &str) {
+    ureq::put(&format!("{base}/admin/v1/faults"))
+        .set("Content-Type", "application/json")
+        .send_string(document)
+        .unwrap_or_else(|e| panic!("PUT /admin/v1/faults: {e}"));
+}
+
 fn measure(op: Op, clients: usize, shared: &Arc<Shared>, seconds: f64) -> Measurement {
+    if op == Op::DescribeUnderRule {
+        put_faults(&shared.base, NON_MATCHING_RULE);
+        let m = measure(Op::Describe, clients, shared, seconds);
+        put_faults(&shared.base, r#"{"rules": []}"#);
+        return Measurement { op, ..m };
+    }
     let before = commit_counters(&shared.base);
     let running = {
         let shared = shared.clone();
@@ -647,7 +674,7 @@ fn print_table(results: &[&Measurement], fsyncs_per_s: f64) {
 /// `create-delete`, `list`; all when empty) names `op`.
 fn selected(operations: &str, op: Op) -> bool {
     let key = match op {
-        Op::Describe => "describe",
+        Op::Describe | Op::DescribeUnderRule => "describe",
         Op::Update => "update",
         Op::CreateDelete => "create-delete",
         Op::List => "list",
@@ -706,9 +733,18 @@ fn run(
         roles: hot.iter().map(|_| AtomicBool::new(false)).collect(),
         hot,
     });
+    let faults_ab = std::env::var_os("LOAD_FAULTS_AB").is_some_and(|v| v == "1");
     let mut results = Vec::new();
     for &op in ops {
-        for &clients in concurrencies {
+        // A, B, A, B: a drift of the machine over the run hits both alike.
+        let rounds = match op {
+            Op::Describe if faults_ab => [Op::Describe, Op::DescribeUnderRule].repeat(2),
+            _ => vec![op],
+        };
+        for (op, &clients) in concurrencies
+            .iter()
+            .flat_map(|c| rounds.iter().map(move |&op| (op, c)))
+        {
             let mut m = measure(op, clients, &shared, seconds);
             m.signed = signed;
             eprintln!(

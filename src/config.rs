@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{AwsIdentity, ClusterName, ClusterStatus};
+use crate::faults::{FaultSpec, FaultsConfig, RuleError};
 use crate::store::StoreSettings;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,8 @@ pub struct Config {
     pub testing: TestingConfig,
     pub eks_auth: EksAuthConfig,
     pub auth: AuthConfig,
+    /// Switchable faults for testing clients (`docs/faults.md`); no rules by default.
+    pub faults: FaultsConfig,
 }
 
 /// Aids for tests that drive the real server; all off by default.
@@ -261,6 +264,8 @@ pub enum ConfigError {
         value: String,
         rule: String,
     },
+    #[error("invalid setting faults.{0}")]
+    Faults(#[from] RuleError),
 }
 
 /// Settings given on the command line or in the environment.
@@ -405,6 +410,7 @@ impl Config {
             }
         }
         self.validate_security()?;
+        FaultSpec::from_config(&self.faults)?;
         let mut names = HashSet::new();
         for preset in &self.clusters.preset {
             ClusterName::parse("name", &preset.name)
@@ -708,6 +714,25 @@ mod tests {
         );
         config.server.tls.cert_file = Some("/etc/cert.pem".into());
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn fault_rules_are_off_by_default_and_a_bad_one_is_refused_naming_its_index_and_field() {
+        assert!(Config::default().faults.rules.is_empty());
+        let config = Config::from_toml(
+            "[faults]\nseed = 7\n[[faults.rules]]\noperations = [\"*\"]\nkind = \"throttle\"\n\
+             rate_per_second = 2.5\nburst = 3\n[[faults.rules]]\noperations = [\"ListClusters\"]\n\
+             kind = \"error\"\nprobability = 1.5\n",
+        )
+        .unwrap();
+        assert_eq!(config.faults.seed, 7);
+        let err = config.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid setting faults.rules[1].probability must be a number from 0 to 1 (got 1.5)"
+        );
+        let err = Config::from_toml("[faults]\nrule = []\n").unwrap_err();
+        assert!(err.contains("rule"), "{err}");
     }
 
     #[test]

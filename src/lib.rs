@@ -4,6 +4,8 @@
 //! Data flows one way: `api` (HTTP, wire shapes, EKS errors) → `domain`
 //! (validated types and rules) → `store` (sled, group commit, migrations).
 //! `backup` (the export file, import) sits beside `api`: another way in.
+//! `faults` (switchable EKS failure modes for testing clients) sits beside
+//! `api` too: it decides what a request meets, and never writes.
 
 pub mod agent;
 pub mod api;
@@ -13,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod eksauth;
 pub mod failure;
+pub mod faults;
 pub mod startup;
 pub mod store;
 pub mod systemd;

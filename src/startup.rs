@@ -16,6 +16,7 @@ use crate::domain::{
     AwsIdentity, Clock, ClusterName, NewCluster, RoleArn, Tags, DEFAULT_KUBERNETES_VERSION,
 };
 use crate::failure::{chain, without_engine_panics};
+use crate::faults::{FaultSpec, Faults};
 use crate::store::{Store, StoreError, StoreSettings, SweepCursor};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum StartupError {
     /// The key file, the admin keys or the TLS files were refused.
     #[error("{0}")]
     Security(String),
+    #[error("invalid setting faults.{0}")]
+    Faults(#[from] crate::faults::RuleError),
 }
 
 pub struct Application {
@@ -94,8 +97,18 @@ impl Application {
                 }),
             }
         });
+        let faults = FaultSpec::from_config(&config.faults)?;
+        if !faults.rules.is_empty() {
+            log::warn!(
+                "{} fault rule(s) from [faults] are in force: clients will meet injected \
+                 failures (GET /admin/v1/faults lists them)",
+                faults.rules.len()
+            );
+        }
+        let faults = Faults::new(faults, clock.now());
         let state = web::Data::new(
-            AppState::new(store.clone(), identity, clock, clock_control).with_auth(auth.clone()),
+            AppState::new(store.clone(), identity, clock, clock_control, faults)
+                .with_auth(auth.clone()),
         );
         let max_body_bytes = config.server.max_body_bytes;
         let server = HttpServer::new(move || {

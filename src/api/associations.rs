@@ -3,6 +3,7 @@
 use actix_web::HttpResponse;
 
 use super::error::ApiError;
+use super::faults::{before_update, delay_of, hold_back, Change};
 use super::input::{JsonBody, Query};
 use super::wire::{
     AssociationOutput, ListAssociationsOutput, PodIdentityAssociation,
@@ -13,6 +14,7 @@ use crate::domain::{
     Association, AssociationId, AssociationUpdate, ClusterName, ImmutableClaim, Namespace,
     NewAssociation, RoleArn, ServiceAccountName, SessionPolicy, Tags,
 };
+use crate::faults::ListedPage;
 use crate::store::AssociationFilter;
 
 fn association_response(state: &AppState, association: &Association) -> HttpResponse {
@@ -69,10 +71,13 @@ pub async fn create(
         policy: policy(&body)?.flatten(),
     };
     let token = body.client_request_token()?;
+    let delay = delay_of(state, "CreatePodIdentityAssociation", &cluster);
+    let now = state.clock.now();
     let association = state
         .store
-        .create_association(cluster, request, token, state.clock.now())
+        .create_association(cluster, request, token, now)
         .await?;
+    hold_back(state, delay, Change::Created(&association), now);
     Ok(association_response(state, &association))
 }
 
@@ -112,15 +117,26 @@ pub async fn list(
         .transpose()?;
     let page = state
         .store
-        .list_associations(cluster, filter, after, limit)
+        .list_associations(cluster.clone(), filter.clone(), after.clone(), limit)
         .await?;
     let next_token = state.page_tokens.next_token(
         &listing,
         page.more,
         page.items.last().map(|last| last.id.as_str()),
     );
-    let associations = page
-        .items
+    // While a propagation delay holds changes back, the page the client still sees.
+    let listed = ListedPage {
+        cluster: cluster.as_str(),
+        namespace: filter.namespace.as_ref(),
+        service_account: filter.service_account.as_ref(),
+        after: after.as_ref(),
+        items: &page.items,
+        more: page.more,
+    };
+    let stale = state.faults.stale_page(&listed, state.clock.now());
+    let associations = stale
+        .as_deref()
+        .unwrap_or(&page.items)
         .iter()
         .map(|a| PodIdentityAssociationSummary::new(a, &state.identity))
         .collect();
@@ -172,19 +188,26 @@ pub async fn update(
         claims,
     };
     let token = body.client_request_token()?;
+    let delay = delay_of(state, "UpdatePodIdentityAssociation", &cluster);
+    let before = before_update(state, delay, &cluster, &id).await?;
+    let now = state.clock.now();
     let association = state
         .store
-        .update_association(cluster, id, update, token, state.clock.now())
+        .update_association(cluster, id, update, token, now)
         .await?;
+    if let Some(before) = &before {
+        let after = &association;
+        hold_back(state, delay, Change::Updated { before, after }, now);
+    }
     Ok(association_response(state, &association))
 }
 
 pub async fn delete(state: &AppState, cluster: &str, id: &str) -> Result<HttpResponse, ApiError> {
     let cluster = cluster_label(cluster)?;
     let id = AssociationId::parse(id)?;
-    let association = state
-        .store
-        .delete_association(cluster, id, state.clock.now())
-        .await?;
+    let delay = delay_of(state, "DeletePodIdentityAssociation", &cluster);
+    let now = state.clock.now();
+    let association = state.store.delete_association(cluster, id, now).await?;
+    hold_back(state, delay, Change::Deleted(&association), now);
     Ok(association_response(state, &association))
 }

@@ -18,6 +18,9 @@ pub enum ErrorType {
     ServerException,
     BadRequestException,
     NotFoundException,
+    /// 429: what EKS answers a client over its request rate.
+    ThrottlingException,
+    ServiceUnavailableException,
     // Framework errors outside the EKS model, named as smithy-rs names them (spec §1.9).
     UnknownOperationException,
     UnsupportedMediaTypeException,
@@ -42,7 +45,9 @@ impl ErrorType {
                 StatusCode::NOT_FOUND
             }
             ResourceInUseException => StatusCode::CONFLICT,
+            ThrottlingException => StatusCode::TOO_MANY_REQUESTS,
             ServerException => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceUnavailableException => StatusCode::SERVICE_UNAVAILABLE,
             UnsupportedMediaTypeException => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestEntityTooLargeException => StatusCode::PAYLOAD_TOO_LARGE,
             MissingAuthenticationTokenException
@@ -64,6 +69,8 @@ impl ErrorType {
             ServerException => "ServerException",
             BadRequestException => "BadRequestException",
             NotFoundException => "NotFoundException",
+            ThrottlingException => "ThrottlingException",
+            ServiceUnavailableException => "ServiceUnavailableException",
             UnknownOperationException => "UnknownOperationException",
             UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
             RequestEntityTooLargeException => "RequestEntityTooLargeException",
@@ -99,6 +106,9 @@ pub struct ApiError {
     /// Set for status 405: the methods the path does allow.
     pub allow: Option<String>,
     pub status_override: Option<StatusCode>,
+    /// Set for an error a fault rule injected: logged as a test fault, not
+    /// as a failure of the server.
+    pub injected: bool,
 }
 
 impl ApiError {
@@ -109,6 +119,15 @@ impl ApiError {
             cluster_name: None,
             allow: None,
             status_override: None,
+            injected: false,
+        }
+    }
+
+    /// An error a fault rule injected (`crate::faults`).
+    pub fn injected(kind: ErrorType, message: impl Into<String>) -> Self {
+        ApiError {
+            injected: true,
+            ..Self::new(kind, message)
         }
     }
 
@@ -192,6 +211,7 @@ impl From<DomainError> for ApiError {
             cluster_name: error.cluster_name().map(ToString::to_string),
             allow: None,
             status_override: None,
+            injected: false,
         }
     }
 }
@@ -253,6 +273,8 @@ mod tests {
         assert_eq!(ErrorType::MissingAuthenticationTokenException.status(), 403);
         assert_eq!(ErrorType::InvalidSignatureException.status(), 403);
         assert_eq!(ErrorType::AccessDeniedException.status(), 403);
+        assert_eq!(ErrorType::ThrottlingException.status(), 429);
+        assert_eq!(ErrorType::ServiceUnavailableException.status(), 503);
     }
 
     #[test]

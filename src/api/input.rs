@@ -70,6 +70,11 @@ impl JsonBody {
         }
     }
 
+    /// Every member, for a body read as a whole document.
+    pub fn members(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
     /// The member's value; JSON `null` counts as absent.
     fn get(&self, member: &str) -> Option<&Value> {
         self.0.get(member).filter(|v| !v.is_null())

@@ -11,6 +11,7 @@ mod clock;
 mod clusters;
 pub mod error;
 mod export;
+mod faults;
 mod input;
 mod metrics;
 mod pagination;
@@ -30,12 +31,13 @@ use serde::Serialize;
 
 use crate::auth::{Access, Auth};
 use crate::domain::{AwsIdentity, Clock};
+use crate::faults::Faults;
 use crate::store::Store;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
 use metrics::Metrics;
 use pagination::PageTokens;
-pub use router::Endpoint;
+pub use router::{Endpoint, AWS_OPERATIONS};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -48,6 +50,8 @@ pub struct AppState {
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
     pub auth: Arc<Auth>,
+    /// The fault rules in force (`[faults]`, `/admin/v1/faults`).
+    pub faults: Faults,
     request_ids: RequestIds,
 }
 
@@ -64,6 +68,7 @@ impl AppState {
         identity: AwsIdentity,
         clock: Arc<Clock>,
         clock_control: Option<ClockControl>,
+        faults: Faults,
     ) -> Self {
         let page_tokens = PageTokens::new(store.page_token_secret());
         AppState {
@@ -74,6 +79,7 @@ impl AppState {
             page_tokens,
             metrics: Metrics::default(),
             auth: Arc::new(Auth::none()),
+            faults,
             request_ids: RequestIds::new(),
         }
     }
@@ -170,11 +176,21 @@ async fn dispatch(
         .ok()
         .and_then(Endpoint::cluster_label)
         .map(str::to_owned);
+    let request_id = state.request_ids.next();
+    let mut text = uuid::Uuid::encode_buffer();
+    let request_id: &str = request_id.hyphenated().encode_lower(&mut text);
     let payload = body.as_deref().ok();
+    // Signature first: a refused caller meets no fault and learns nothing.
     let result = match state.auth.check(&req, access(&req, &endpoint), payload) {
         Err(refused) => Err(refused.into()),
         Ok(()) => match endpoint {
-            Ok(endpoint) => handle(&req, endpoint, body, &state).await,
+            Ok(endpoint) => match faults::before(&state, &endpoint, request_id).await {
+                Ok(lost) => {
+                    let result = handle(&req, endpoint, body, &state).await;
+                    faults::after(&state, lost, operation, result, request_id)
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
     };
@@ -186,11 +202,10 @@ async fn dispatch(
     // The Tag APIs have only BadRequest and NotFound for client errors, also
     // for input refused before their handlers (path, query, body).
     let is_tag_api = req.uri().path().starts_with("/tags/");
+    // An injected 5xx is a test fault, not a failure of the server.
+    let injected = matches!(&result, Err(e) if e.injected);
     let mut response =
         result.unwrap_or_else(|e| if is_tag_api { e.for_tag_api() } else { e }.to_response());
-    let request_id = state.request_ids.next();
-    let mut text = uuid::Uuid::encode_buffer();
-    let request_id: &str = request_id.hyphenated().encode_lower(&mut text);
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-amzn-requestid"),
         HeaderValue::from_str(request_id).expect("a UUID is a valid header value"),
@@ -207,7 +222,7 @@ async fn dispatch(
         started.elapsed().as_secs_f64() * 1e3
     );
     match status.as_u16() {
-        500.. => log::error!("{line}"),
+        500.. if !injected => log::error!("{line}"),
         400.. => log::info!("{line}"),
         _ => log::debug!("{line}"),
     }
@@ -276,13 +291,17 @@ async fn handle(
         )),
         Endpoint::Metrics => {
             let stats = state.store.stats().await?;
-            Ok(text(StatusCode::OK, state.metrics.render(&stats)))
+            let page = state.metrics.render(&stats) + &state.faults.render_metrics();
+            Ok(text(StatusCode::OK, page))
         }
         Endpoint::TagResource { arn } => tags::tag(state, &arn, body).await,
         Endpoint::UntagResource { arn } => tags::untag(state, &arn, &query).await,
         Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
         Endpoint::AdvanceClock => clock::advance(state, body).await,
         Endpoint::Export => export::export(state).await,
+        Endpoint::GetFaults => faults::get(state).await,
+        Endpoint::PutFaults => faults::put(state, body).await,
+        Endpoint::DeleteFaults => faults::delete(state).await,
     }
 }
 

@@ -10,23 +10,42 @@ use super::error::{ApiError, ErrorType};
 
 /// The one table of operations. Each becomes a variant of [`Endpoint`]
 /// with its path labels (decoded, not yet validated); its name, in logs and
-/// metrics, is the variant's name.
+/// metrics, is the variant's name. The `aws` ones are the AWS APIs this
+/// server imitates, which fault rules can name; the `server` ones are its
+/// own admin, health and metrics routes, which never meet a fault.
 macro_rules! operations {
-    ($($(#[$doc:meta])* $operation:ident $({ $($label:ident),+ })?,)+) => {
+    (
+        aws { $($(#[$adoc:meta])* $aws:ident $({ $($alabel:ident),+ })?,)+ }
+        server { $($(#[$sdoc:meta])* $server:ident $({ $($slabel:ident),+ })?,)+ }
+    ) => {
         /// One operation of the API with its path labels, decoded but not yet validated.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Endpoint {
-            $($(#[$doc])* $operation $({ $($label: String),+ })?,)+
+            $($(#[$adoc])* $aws $({ $($alabel: String),+ })?,)+
+            $($(#[$sdoc])* $server $({ $($slabel: String),+ })?,)+
         }
 
         /// Every operation name, for the request metrics; `-` is an unknown route.
-        pub const OPERATIONS: &[&str] = &[$(stringify!($operation),)+ "-"];
+        pub const OPERATIONS: &[&str] = &[$(stringify!($aws),)+ $(stringify!($server),)+ "-"];
+
+        /// The operations of the AWS APIs, the ones fault rules can name.
+        pub const AWS_OPERATIONS: &[&str] = &[$(stringify!($aws),)+];
 
         impl Endpoint {
             /// The operation's name, for logs and metrics.
             pub fn name(&self) -> &'static str {
                 match self {
-                    $(Endpoint::$operation { .. } => stringify!($operation),)+
+                    $(Endpoint::$aws { .. } => stringify!($aws),)+
+                    $(Endpoint::$server { .. } => stringify!($server),)+
+                }
+            }
+
+            /// Whether this is an operation of the AWS APIs (not one of the
+            /// server's own routes): only those meet injected faults.
+            pub fn is_aws_operation(&self) -> bool {
+                match self {
+                    $(Endpoint::$aws { .. } => true,)+
+                    $(Endpoint::$server { .. } => false,)+
                 }
             }
         }
@@ -34,31 +53,41 @@ macro_rules! operations {
 }
 
 operations! {
-    CreateCluster,
-    ListClusters,
-    DescribeCluster { name },
-    DeleteCluster { name },
-    CreatePodIdentityAssociation { cluster },
-    ListPodIdentityAssociations { cluster },
-    DescribePodIdentityAssociation { cluster, id },
-    UpdatePodIdentityAssociation { cluster, id },
-    DeletePodIdentityAssociation { cluster, id },
-    TagResource { arn },
-    UntagResource { arn },
-    ListTagsForResource { arn },
-    /// `PUT /admin/v1/clusters/{name}/status`: set a cluster's status (testing aid).
-    SetClusterStatus { name },
-    /// `POST /admin/v1/clock`: move the server's clock forward; served only
-    /// with `testing.clock_control`.
-    AdvanceClock,
-    /// `GET /admin/v1/export`: every cluster and association as JSON lines.
-    Export,
-    /// `GET /healthz`: the process answers.
-    Health,
-    /// `GET /readyz`: the store is open and takes writes.
-    Ready,
-    /// `GET /metrics`: Prometheus text format.
-    Metrics,
+    aws {
+        CreateCluster,
+        ListClusters,
+        DescribeCluster { name },
+        DeleteCluster { name },
+        CreatePodIdentityAssociation { cluster },
+        ListPodIdentityAssociations { cluster },
+        DescribePodIdentityAssociation { cluster, id },
+        UpdatePodIdentityAssociation { cluster, id },
+        DeletePodIdentityAssociation { cluster, id },
+        TagResource { arn },
+        UntagResource { arn },
+        ListTagsForResource { arn },
+    }
+    server {
+        /// `PUT /admin/v1/clusters/{name}/status`: set a cluster's status (testing aid).
+        SetClusterStatus { name },
+        /// `POST /admin/v1/clock`: move the server's clock forward; served only
+        /// with `testing.clock_control`.
+        AdvanceClock,
+        /// `GET /admin/v1/export`: every cluster and association as JSON lines.
+        Export,
+        /// `GET /admin/v1/faults`: the fault rules in force.
+        GetFaults,
+        /// `PUT /admin/v1/faults`: replace every fault rule.
+        PutFaults,
+        /// `DELETE /admin/v1/faults`: remove every fault rule.
+        DeleteFaults,
+        /// `GET /healthz`: the process answers.
+        Health,
+        /// `GET /readyz`: the store is open and takes writes.
+        Ready,
+        /// `GET /metrics`: Prometheus text format.
+        Metrics,
+    }
 }
 
 impl Endpoint {
@@ -150,6 +179,12 @@ impl Endpoint {
             ["admin", "v1", "export"] => match m {
                 "GET" => Ok(Endpoint::Export),
                 _ => not_allowed("GET"),
+            },
+            ["admin", "v1", "faults"] => match m {
+                "GET" => Ok(Endpoint::GetFaults),
+                "PUT" => Ok(Endpoint::PutFaults),
+                "DELETE" => Ok(Endpoint::DeleteFaults),
+                _ => not_allowed("GET, PUT, DELETE"),
             },
             _ => Err(ApiError::new(
                 ErrorType::UnknownOperationException,
@@ -261,6 +296,26 @@ mod tests {
         for endpoint in endpoints {
             assert!(OPERATIONS.contains(&endpoint.unwrap().name()));
         }
+    }
+
+    #[test]
+    fn only_the_aws_operations_can_meet_faults() {
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/admin/v1/export",
+            "/admin/v1/faults",
+        ] {
+            assert!(
+                !parse(Method::GET, path).unwrap().is_aws_operation(),
+                "{path}"
+            );
+        }
+        let describe = parse(Method::GET, "/clusters/c/pod-identity-associations/a").unwrap();
+        assert!(describe.is_aws_operation());
+        assert!(AWS_OPERATIONS.contains(&describe.name()));
+        assert!(!AWS_OPERATIONS.contains(&"PutFaults"));
     }
 
     #[test]

@@ -302,7 +302,9 @@ pub(crate) mod tests {
         }
     }
 
-    fn association() -> Association {
+    /// An association of cluster `c1` made from [`new_association`] (also
+    /// for the faults' tests).
+    pub(crate) fn association() -> Association {
         Association::new(
             ClusterName::parse("name", "c1").unwrap(),
             AssociationId::parse("a-8mvwvh57cu74mgcst").unwrap(),

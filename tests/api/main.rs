@@ -17,6 +17,7 @@ mod crash;
 mod delete;
 mod durability;
 mod errors;
+mod faults;
 mod idempotency;
 mod list;
 mod observability;

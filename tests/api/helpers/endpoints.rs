@@ -221,6 +221,25 @@ impl Client {
             .unwrap_or_else(|| panic!("no sweptTokens in {}", answer.text))
     }
 
+    /// `PUT /admin/v1/faults`: replaces every fault rule with `document`
+    /// (`{"seed": N, "rules": [...]}`).
+    #[track_caller]
+    pub fn put_faults(&self, document: &Value) -> Answer {
+        self.send_json("PUT", "/admin/v1/faults", document)
+    }
+
+    /// `GET /admin/v1/faults`: the rules in force.
+    #[track_caller]
+    pub fn get_faults(&self) -> Answer {
+        self.get("/admin/v1/faults")
+    }
+
+    /// `DELETE /admin/v1/faults`: removes every rule.
+    #[track_caller]
+    pub fn delete_faults(&self) -> Answer {
+        self.delete("/admin/v1/faults")
+    }
+
     /// `GET /metrics`, the Prometheus text page (not JSON, so not through
     /// [`Client::request`]).
     #[track_caller]

@@ -21,6 +21,6 @@ pub use fixtures::{
     cluster_arn, now_seconds, role, s, sample, ts, ACCOUNT, ALL_STATUSES, CLOCK_CONTROL,
     IMMUTABLE_RULE,
 };
-pub use http::{check_answer, encode, query, Answer, Client, REQUEST_TIMEOUT};
+pub use http::{check_answer, encode, query, Answer, Client, INJECTED, REQUEST_TIMEOUT};
 pub use process::{command, run_to_exit, Exit, Server, START_TIMEOUT};
 pub use store::{newest_snapshot_lsn, open_store_directly, stored_counts, StoredCounts};
