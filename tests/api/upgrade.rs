@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pod_identity_store::domain::AwsIdentity;
 use pod_identity_store::domain::{
     AssociationId, ClusterName, Namespace, RoleArn, ServiceAccountName, Timestamp,
 };
+use pod_identity_store::domain::{AwsIdentity, ClusterStatus};
 use pod_identity_store::store::migrate::LATEST;
 use pod_identity_store::store::records::{encode, v1, IndexRecord, StatusCode};
 use pod_identity_store::store::{keys, records};
@@ -306,7 +306,7 @@ fn build_schema_1_store(
             version: "1.30".into(),
             tags: Default::default(),
             created_at: 1_700_000_000_000,
-            status: StatusCode::ACTIVE,
+            status: StatusCode::of(ClusterStatus::Active),
             activate_at: None,
             generation: per_cluster as u64,
         };

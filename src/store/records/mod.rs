@@ -5,7 +5,8 @@
 //! The store owns these bytes. A record is a struct of this module with
 //! plain fields (strings, integers, byte strings, maps of strings), converted
 //! to and from the domain's types by hand, and every stored enum goes through
-//! a code table written out here (`codes`); request fingerprints have their
+//! a code table written out here (`codes`), which the build checks
+//! (`plain`); request fingerprints have their
 //! own encoding (`fingerprint`). So renaming or reordering anything in the
 //! domain cannot change a stored byte, and `golden` pins every byte.
 //!
@@ -15,6 +16,8 @@
 mod codes;
 mod current;
 pub mod fingerprint;
+#[cfg(test)]
+mod plain;
 pub mod v1;
 
 use serde::de::DeserializeOwned;
