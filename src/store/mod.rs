@@ -297,9 +297,11 @@ impl Store {
         Ok(value)
     }
 
-    /// Like `write`, for a caller that is not async and does not wait for
-    /// durability (the sweep, the deletions finished at open, the import):
-    /// blocks its thread until the writer thread ran `f`.
+    /// Like `write`, for the store's upkeep, whose caller is not async and
+    /// does not wait for durability (the sweep, the deletions finished at
+    /// open, the import): blocks its thread until the writer thread ran `f`.
+    /// Its writes count in no write metric and not in the store's write
+    /// count (`writer::Work::Upkeep`).
     fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

@@ -286,8 +286,10 @@ impl Inner {
             }
             Ok(())
         })?;
-        // Counted like any write, so the store's write count (and the
-        // `durable-writes` witness written at close) covers the import.
+        // Counted here, once: the writer counts no upkeep job's writes
+        // (`writer::Work`), but the store's write count (and the
+        // `durable-writes` witness written at close) must cover the import,
+        // so that a log that lost its end is told apart.
         self.commit.note_write();
         // One tree at a time, in key order (in passes), one plain insert
         // each: sled then fills nodes in order, instead of touching every

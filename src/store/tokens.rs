@@ -271,6 +271,25 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_counts_in_no_write_metric() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_tokens(dir.path());
+        let mut cursor = SweepCursor::default();
+        assert_eq!(
+            store
+                .sweep_expired_tokens(NOW, &mut cursor, Duration::from_secs(60))
+                .unwrap(),
+            6
+        );
+        let rt = runtime();
+        // A flush covers what is pending: only its own count.
+        rt.block_on(store.inner.commit.covering_flush()).unwrap();
+        let stats = rt.block_on(store.stats()).unwrap();
+        assert_eq!((stats.write_groups, stats.writes_flushed), (0, 1));
+        store.close().unwrap();
+    }
+
+    #[test]
     fn a_token_reused_after_the_sweep_read_it_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = store_with_tokens(dir.path());
