@@ -345,8 +345,31 @@ pub fn contents(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::format::tests::{association, cluster};
+    use crate::domain::association_fixtures::{new_association, role};
+    use crate::domain::{Association, AssociationId, Cluster, ClusterName, NewCluster};
     use crate::store::tests::open;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+    fn cluster(name: &str) -> Cluster {
+        let name = ClusterName::parse("name", name).unwrap();
+        Cluster::new(
+            NewCluster {
+                name,
+                role_arn: role("eks"),
+                version: "1.33".into(),
+                tags: Default::default(),
+            },
+            NOW,
+            0,
+        )
+    }
+
+    fn association(cluster: &str, id: &str) -> Association {
+        let cluster = ClusterName::parse("name", cluster).unwrap();
+        let id = AssociationId::parse(id).unwrap();
+        Association::new(cluster, id, new_association(), NOW).unwrap()
+    }
 
     #[test]
     fn an_import_whose_records_cannot_be_fsynced_fails_and_keeps_its_unfinished_marker() {
@@ -358,7 +381,7 @@ mod tests {
         std::fs::write(dir.path().join("blobs"), b"").unwrap();
         let result = store.import(
             &[cluster("c1")],
-            &[association("c1", "a-aaaaaaaaaaaaaaaaa", "app")],
+            &[association("c1", "a-aaaaaaaaaaaaaaaaa")],
         );
         match result {
             Err(StoreError::Io { action, .. }) => assert_eq!(action, "fsync the imported records"),
