@@ -30,11 +30,13 @@ impl Plain for v1::SavedResponse {}
 
 fn plain<T: Plain>(_: &T) {}
 
-/// `plain` of each field named.
-macro_rules! plain {
-    ($($field:ident),+) => {
+/// Takes `record` apart into every field of `Type` (the pattern names them
+/// all, so a field left out does not build) and asks each to be plain.
+macro_rules! plain_fields {
+    ($record:expr, $($type:ident)::+ { $($field:ident),+ $(,)? }) => {{
+        let $($type)::+ { $($field),+ } = $record;
         $(plain($field);)+
-    };
+    }};
 }
 
 /// Names every field of every record, so that a new field does not build
@@ -50,122 +52,46 @@ fn every_field_of_every_record_is_plain(
     v1_association: &v1::AssociationRecord,
     v1_token: &v1::TokenRecord,
 ) {
-    let ClusterRecord {
-        name,
-        role_arn,
-        version,
-        tags,
-        created_at,
-        status,
-        activate_at,
-        association_count,
+    #[rustfmt::skip]
+    plain_fields!(cluster, ClusterRecord {
+        name, role_arn, version, tags, created_at, status, activate_at, association_count,
         deleting,
-    } = cluster;
-    plain!(
-        name,
-        role_arn,
-        version,
-        tags,
-        created_at,
-        status,
-        activate_at,
-        association_count,
-        deleting
+    });
+    #[rustfmt::skip]
+    plain_fields!(association, AssociationRecord {
+        cluster, id, namespace, service_account, role_arn, tags, created_at, modified_at,
+        disable_session_tags, target_role_arn, external_id, policy, create_token,
+    });
+    plain_fields!(index, IndexRecord { id });
+    plain_fields!(
+        token,
+        TokenRecord {
+            fingerprint,
+            expires_at,
+            response
+        }
     );
-
-    let AssociationRecord {
-        cluster,
-        id,
-        namespace,
-        service_account,
-        role_arn,
-        tags,
-        created_at,
-        modified_at,
-        disable_session_tags,
-        target_role_arn,
-        external_id,
-        policy,
-        create_token,
-    } = association;
-    plain!(
-        cluster,
-        id,
-        namespace,
-        service_account,
-        role_arn,
-        tags,
-        created_at,
-        modified_at,
-        disable_session_tags,
-        target_role_arn,
-        external_id,
-        policy,
-        create_token
+    #[rustfmt::skip]
+    plain_fields!(v1_cluster, v1::ClusterRecord {
+        name, role_arn, version, tags, created_at, status, activate_at, generation,
+    });
+    #[rustfmt::skip]
+    plain_fields!(v1_association, v1::AssociationRecord {
+        cluster, id, namespace, service_account, role_arn, tags, created_at, modified_at,
+    });
+    plain_fields!(
+        v1_token,
+        v1::TokenRecord {
+            fingerprint,
+            expires_at,
+            response
+        }
     );
-
-    let IndexRecord { id } = index;
-    plain!(id);
-
-    let TokenRecord {
-        fingerprint,
-        expires_at,
-        response,
-    } = token;
-    plain!(fingerprint, expires_at, response);
-    match response {
+    // Every kind of saved answer holds one of the records above.
+    match &token.response {
         SavedResponse::Cluster(_) | SavedResponse::Association(_) => {}
     }
-
-    let v1::ClusterRecord {
-        name,
-        role_arn,
-        version,
-        tags,
-        created_at,
-        status,
-        activate_at,
-        generation,
-    } = v1_cluster;
-    plain!(
-        name,
-        role_arn,
-        version,
-        tags,
-        created_at,
-        status,
-        activate_at,
-        generation
-    );
-
-    let v1::AssociationRecord {
-        cluster,
-        id,
-        namespace,
-        service_account,
-        role_arn,
-        tags,
-        created_at,
-        modified_at,
-    } = v1_association;
-    plain!(
-        cluster,
-        id,
-        namespace,
-        service_account,
-        role_arn,
-        tags,
-        created_at,
-        modified_at
-    );
-
-    let v1::TokenRecord {
-        fingerprint,
-        expires_at,
-        response,
-    } = v1_token;
-    plain!(fingerprint, expires_at, response);
-    match response {
+    match &v1_token.response {
         v1::SavedResponse::Cluster(_) | v1::SavedResponse::Association(_) => {}
     }
 }
