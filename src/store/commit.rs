@@ -221,9 +221,10 @@ impl GroupCommit {
     /// A lookup that started on an HTTP worker while nothing was in flight
     /// can still meet a transaction queued a moment later, and then waits
     /// for it. For the sweep's removals, which come one after another, that
-    /// moment would come with every batch; counted from the start, the
-    /// sweep leaves no such gap. The flusher does not wait for these (unlike
-    /// `queue_write`): each write the job queues is counted on its own.
+    /// moment would come with every batch; counted from the read before its
+    /// first removal, the sweep leaves no such gap. The flusher does not
+    /// wait for these (unlike `queue_write`): each write the job queues is
+    /// counted on its own.
     pub fn writes_coming(self: &Arc<Self>) -> WritesComing {
         self.coming.fetch_add(1, Ordering::SeqCst);
         WritesComing(Arc::clone(self))

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::records::tests::association_v2;
 use super::records::{
     decode, encode, fingerprint, v1, AssociationRecord, ClusterRecord, IndexRecord, Record,
     SavedResponse, TokenRecord,
@@ -328,6 +329,23 @@ fn cases() -> Vec<(&'static str, String, Vec<u8>)> {
         "update-full".into(),
         fingerprint::update_association(&update_full()),
     ));
+    // Plain values, not built from the domain's.
+    let literal = association_v2();
+    cases.push((
+        "association.1",
+        "literal".into(),
+        encode(&v1::AssociationRecord {
+            cluster: literal.cluster.clone(),
+            id: literal.id.clone(),
+            namespace: literal.namespace.clone(),
+            service_account: literal.service_account.clone(),
+            role_arn: literal.role_arn.clone(),
+            tags: literal.tags.clone(),
+            created_at: literal.created_at,
+            modified_at: literal.modified_at,
+        }),
+    ));
+    cases.push(("association.2", "literal".into(), encode(&literal)));
     cases
 }
 

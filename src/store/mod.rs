@@ -248,8 +248,9 @@ impl Store {
     /// The look is made once, before the lookup: a write queued a moment
     /// later can still hold up a lookup that already started on the worker.
     /// The token sweep, whose removals come one after another, counts as in
-    /// flight for its whole run (`GroupCommit::writes_coming`), so that such
-    /// a moment does not come with each of its batches.
+    /// flight from the read of a batch it removes from through the removal
+    /// (`GroupCommit::writes_coming`), so that such a moment does not come
+    /// with each of its batches.
     async fn lookup<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -296,9 +297,11 @@ impl Store {
         Ok(value)
     }
 
-    /// Like `write`, for a caller that is not async and does not wait for
-    /// durability (the sweep, the deletions finished at open, the import):
-    /// blocks its thread until the writer thread ran `f`.
+    /// Like `write`, for the store's upkeep, whose caller is not async and
+    /// does not wait for durability (the sweep, the deletions finished at
+    /// open, the import): blocks its thread until the writer thread ran `f`.
+    /// Its writes count in no write metric and not in the store's write
+    /// count (`writer::Work::Upkeep`).
     fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

@@ -286,8 +286,10 @@ impl Inner {
             }
             Ok(())
         })?;
-        // Counted like any write, so the store's write count (and the
-        // `durable-writes` witness written at close) covers the import.
+        // Counted here, once: the writer counts no upkeep job's writes
+        // (`writer::Work`), but the store's write count (and the
+        // `durable-writes` witness written at close) must cover the import,
+        // so that a log that lost its end is told apart.
         self.commit.note_write();
         // One tree at a time, in key order (in passes), one plain insert
         // each: sled then fills nodes in order, instead of touching every
@@ -343,8 +345,31 @@ pub fn contents(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::format::tests::{association, cluster};
+    use crate::domain::association_fixtures::{new_association, role};
+    use crate::domain::{Association, AssociationId, Cluster, ClusterName, NewCluster};
     use crate::store::tests::open;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+    fn cluster(name: &str) -> Cluster {
+        let name = ClusterName::parse("name", name).unwrap();
+        Cluster::new(
+            NewCluster {
+                name,
+                role_arn: role("eks"),
+                version: "1.33".into(),
+                tags: Default::default(),
+            },
+            NOW,
+            0,
+        )
+    }
+
+    fn association(cluster: &str, id: &str) -> Association {
+        let cluster = ClusterName::parse("name", cluster).unwrap();
+        let id = AssociationId::parse(id).unwrap();
+        Association::new(cluster, id, new_association(), NOW).unwrap()
+    }
 
     #[test]
     fn an_import_whose_records_cannot_be_fsynced_fails_and_keeps_its_unfinished_marker() {
@@ -356,7 +381,7 @@ mod tests {
         std::fs::write(dir.path().join("blobs"), b"").unwrap();
         let result = store.import(
             &[cluster("c1")],
-            &[association("c1", "a-aaaaaaaaaaaaaaaaa", "app")],
+            &[association("c1", "a-aaaaaaaaaaaaaaaaa")],
         );
         match result {
             Err(StoreError::Io { action, .. }) => assert_eq!(action, "fsync the imported records"),

@@ -5,6 +5,7 @@
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
+use super::commit::WritesComing;
 use super::keys;
 use super::records::token_expires_at;
 use super::tx::{Tx, TxResult};
@@ -31,8 +32,10 @@ impl Store {
     /// expiry is free again whether or not it was removed yet
     /// (`Idempotency::replay`). Blocks the calling thread (the sweeper's
     /// own): each batch is read here, then removed by a transaction on the
-    /// writer thread, like every write. The whole call counts as a write in
-    /// flight, so lookups run off the HTTP workers while it lasts.
+    /// writer thread, like every write. From the read of a batch that has
+    /// expired tokens through its removal the call counts as a write in
+    /// flight, so lookups run off the HTTP workers meanwhile; while it only
+    /// reads live tokens, they stay on the workers.
     pub fn sweep_expired_tokens(
         &self,
         now: Timestamp,
@@ -50,16 +53,31 @@ impl Store {
         batch: usize,
     ) -> Result<usize, StoreError> {
         let started = Instant::now();
-        // In flight from the first read to the last removal, so that no
-        // lookup starts on an HTTP worker between two batches and then
-        // waits for the next removal (`GroupCommit::writes_coming`).
-        let _sweeping = self.inner.commit.writes_coming();
         let mut removed = 0;
+        // Counted as a write in flight (`GroupCommit::writes_coming`) only
+        // while there is something to remove: from the read of a batch with
+        // expired tokens through its removal, and on while the batches after
+        // it have some too, so that no lookup starts on an HTTP worker
+        // between two removals and then waits for the next one. A pass over
+        // tokens that are all live leaves the lookups on the workers.
+        let mut sweeping: Option<WritesComing> = None;
         loop {
-            let (expired, last) =
+            let after = cursor.0.take();
+            let (mut expired, mut last) =
                 self.inner
-                    .read_expired_tokens(now, cursor.0.as_deref(), batch)?;
-            if !expired.is_empty() {
+                    .read_expired_tokens(now, after.as_deref(), batch)?;
+            if !expired.is_empty() && sweeping.is_none() {
+                // A lookup may have started on a worker during that read,
+                // seeing nothing in flight. Reading the batch again, now in
+                // flight, gives it the time to end before the removal queues.
+                sweeping = Some(self.inner.commit.writes_coming());
+                (expired, last) = self
+                    .inner
+                    .read_expired_tokens(now, after.as_deref(), batch)?;
+            }
+            if expired.is_empty() {
+                sweeping = None;
+            } else {
                 removed += self.remove_expired_tokens(now, expired)?;
             }
             cursor.0 = last;
@@ -167,7 +185,8 @@ mod tests {
     }
 
     fn token_key(i: usize) -> Vec<u8> {
-        let token = ClientRequestToken::parse(&format!("token-{i}")).unwrap();
+        // Padded, so that the keys' order is the numbers' order.
+        let token = ClientRequestToken::parse(&format!("token-{i:06}")).unwrap();
         keys::token(&cluster_name(), TokenScope::CreateCluster, &token)
     }
 
@@ -248,6 +267,25 @@ mod tests {
             4
         );
         assert!(keys_left(&store).is_empty());
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn the_sweep_counts_in_no_write_metric() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_tokens(dir.path());
+        let mut cursor = SweepCursor::default();
+        assert_eq!(
+            store
+                .sweep_expired_tokens(NOW, &mut cursor, Duration::from_secs(60))
+                .unwrap(),
+            6
+        );
+        let rt = runtime();
+        // A flush covers what is pending: only its own count.
+        rt.block_on(store.inner.commit.covering_flush()).unwrap();
+        let stats = rt.block_on(store.stats()).unwrap();
+        assert_eq!((stats.write_groups, stats.writes_flushed), (0, 1));
         store.close().unwrap();
     }
 
@@ -370,27 +408,143 @@ mod tests {
         }
     }
 
+    /// Whether a write counted itself in flight while `sweep` ran on another
+    /// thread, looked at again and again until it ended.
+    fn in_flight_during(
+        store: &Store,
+        sweep: impl FnOnce(&Store) -> usize + Send + 'static,
+    ) -> (usize, bool) {
+        let sweeping = Arc::new(AtomicBool::new(true));
+        let sweeper = {
+            let (store, sweeping) = (store.clone(), Arc::clone(&sweeping));
+            std::thread::spawn(move || {
+                let removed = sweep(&store);
+                sweeping.store(false, Ordering::SeqCst);
+                removed
+            })
+        };
+        let (mut looks, mut seen) = (0, false);
+        while sweeping.load(Ordering::SeqCst) {
+            looks += 1;
+            seen |= store.inner.commit.writes_in_flight();
+        }
+        assert!(looks > 10, "the sweep ended before it was looked at");
+        (sweeper.join().unwrap(), seen)
+    }
+
+    fn insert_tokens(store: &Store, numbers: std::ops::Range<usize>, expires_at: Timestamp) {
+        let bytes = token(expires_at);
+        let mut batch = sled::Batch::default();
+        for i in numbers {
+            batch.insert(token_key(i), bytes.clone());
+        }
+        store.inner.trees.tokens.apply_batch(batch).unwrap();
+    }
+
+    #[test]
+    fn a_sweep_with_nothing_to_remove_leaves_the_lookups_on_the_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let tokens = 10 * SWEEP_BATCH;
+        insert_tokens(&store, 0..tokens, NOW.plus_seconds(3_600));
+        let (removed, in_flight) = in_flight_during(&store, |store| {
+            // Several passes, so the looks have time to land.
+            let mut removed = 0;
+            for _ in 0..2 {
+                let mut cursor = SweepCursor::default();
+                removed += store
+                    .sweep_expired_tokens(NOW, &mut cursor, Duration::from_secs(600))
+                    .unwrap();
+            }
+            removed
+        });
+        assert_eq!(removed, 0);
+        assert!(
+            !in_flight,
+            "a sweep that removed nothing counted as a write"
+        );
+
+        // The same tokens expired: the sweep counts while it removes.
+        let (removed, in_flight) = in_flight_during(&store, |store| {
+            let mut cursor = SweepCursor::default();
+            store
+                .sweep_expired_tokens(
+                    NOW.plus_seconds(3_600),
+                    &mut cursor,
+                    Duration::from_secs(600),
+                )
+                .unwrap()
+        });
+        assert_eq!(removed, tokens);
+        assert!(in_flight);
+        store.close().unwrap();
+    }
+
     /// A Describe on an HTTP worker runs its lookup on the worker's thread
-    /// when no write is in flight, and on the blocking pool otherwise, where a wait costs no worker. The sweep
-    /// counts as a write in flight from its first read to its last removal,
-    /// so no lookup on the caller's thread meets one of its transactions (a
-    /// thousand removals, which wait for sled's lock behind any flush): the
-    /// worst of them stays far below a flush and fsync, measured first on
-    /// the same store.
+    /// when no write is in flight, and on the blocking pool otherwise, where
+    /// a wait costs no worker. The sweep counts as a write in flight from
+    /// the read of a batch it removes from through the removal, so no lookup
+    /// on the caller's thread meets one of its transactions (a thousand
+    /// removals, which wait for sled's lock behind any flush): the worst of
+    /// them stays far below a flush and fsync, measured first on the same
+    /// store. Flushes run all along, as under client writes, so that the
+    /// sweep's transactions wait for them; and the sweep crosses live tokens,
+    /// when it leaves the lookups on the caller's thread, as well as expired
+    /// ones. Run alone in its process (`alone_in_a_process`).
+    /// Whether this is the test binary's run of `test` alone, in a process
+    /// of its own; if not, runs it so and checks that it passed.
+    ///
+    /// sled's lock that a transaction takes as a writer and a lookup or a
+    /// flush as a reader is one per process (a static), not one per store:
+    /// the other tests' stores, in threads beside this one, would hold up
+    /// its lookups as well.
+    fn alone_in_a_process(test: &str) -> bool {
+        const ALONE: &str = "POD_IDENTITY_STORE_TEST_ALONE";
+        if std::env::var(ALONE).as_deref() == Ok(test) {
+            return true;
+        }
+        let run = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--test-threads=1"])
+            .env(ALONE, test)
+            .output()
+            .unwrap();
+        let output = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success() && output.contains("1 passed"),
+            "{output}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        false
+    }
+
     #[test]
     fn a_lookup_never_holds_its_thread_for_a_flush_while_the_sweep_runs() {
+        if !alone_in_a_process(
+            "store::tokens::tests::a_lookup_never_holds_its_thread_for_a_flush_while_the_sweep_runs",
+        ) {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let rt = runtime();
         rt.block_on(store.create_cluster(new_cluster(), None, NOW))
             .unwrap();
-        let tokens = 20 * SWEEP_BATCH;
-        let expired = token(NOW);
-        let mut batch = sled::Batch::default();
-        for i in 0..tokens {
-            batch.insert(token_key(i), expired.clone());
+        // Batches of live tokens between runs of expired ones.
+        let mut expired = 0;
+        for run in 0..4 {
+            let first = run * 10 * SWEEP_BATCH;
+            insert_tokens(
+                &store,
+                first..first + 5 * SWEEP_BATCH,
+                NOW.plus_seconds(3_600),
+            );
+            insert_tokens(
+                &store,
+                first + 5 * SWEEP_BATCH..first + 10 * SWEEP_BATCH,
+                NOW,
+            );
+            expired += 5 * SWEEP_BATCH;
         }
-        store.inner.trees.tokens.apply_batch(batch).unwrap();
 
         // What a durable write waits for: its flush and the fsync after it.
         let mut flushes: Vec<Duration> = (0..20)
@@ -404,6 +558,23 @@ mod tests {
         let flush = flushes[flushes.len() / 2];
 
         let sweeping = Arc::new(AtomicBool::new(true));
+        // Flushes one after another while the sweep runs, as client writes would.
+        let flusher = {
+            let (store, sweeping) = (store.clone(), Arc::clone(&sweeping));
+            std::thread::spawn(move || {
+                let rt = runtime();
+                let mut flushed = 0;
+                while sweeping.load(Ordering::SeqCst) {
+                    // In flight from before the flush starts, so that a
+                    // lookup on this thread meets no flush of its own
+                    // making: any wait it shows is the sweep's.
+                    let _writing = store.inner.commit.writes_coming();
+                    rt.block_on(store.inner.commit.covering_flush()).unwrap();
+                    flushed += 1;
+                }
+                flushed
+            })
+        };
         let sweeper = {
             let (store, sweeping) = (store.clone(), Arc::clone(&sweeping));
             std::thread::spawn(move || {
@@ -430,13 +601,20 @@ mod tests {
                 on_this_thread.push(longest);
             }
         }
-        assert_eq!(sweeper.join().unwrap().unwrap(), tokens);
+        assert_eq!(sweeper.join().unwrap().unwrap(), expired);
+        let flushed = flusher.join().unwrap();
         assert!(lookups > 10, "the sweep ended before the lookups ran");
+        assert!(
+            flushed >= 4,
+            "only {flushed} flushes ran beside the sweep's transactions"
+        );
         let worst = on_this_thread.iter().max().copied().unwrap_or_default();
         assert!(
             worst * 2 < flush,
             "a lookup held its thread for {worst:?} while the sweep ran, about as long as a \
-             flush and fsync ({flush:?})"
+             flush and fsync ({flush:?}); {} of {lookups} lookups ran on this thread, beside \
+             {flushed} flushes",
+            on_this_thread.len()
         );
         store.close().unwrap();
     }

@@ -54,13 +54,26 @@ const MAX_GROUP: usize = 64;
 
 enum Job {
     /// Runs on its own (it scans, or takes several transactions).
-    Alone(Box<dyn FnOnce(&Writing<'_>) + Send>),
+    Alone(Box<dyn FnOnce(&Writing<'_>) + Send>, Work),
     Grouped(Box<dyn Grouped>),
 }
 
 /// What a job that runs alone may do: run transactions, one after another,
 /// and (the import) write to the trees directly. Made only by the writer
 /// thread, for the job it runs.
+/// Whose work a job is, for the write counts (`CommitStats`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// A client's write: counted as a write and a write group, and in the
+    /// store's write count, which its durability waits for.
+    Client,
+    /// The store's own upkeep (the sweep, the deletions finished at open,
+    /// the import): counted nowhere, so that the write metrics say what the
+    /// clients cost. Nothing waits for its durability; a job that needs the
+    /// store's write count to cover it counts itself (the import).
+    Upkeep,
+}
+
 pub(super) struct Writing<'a> {
     trees: &'a Trees,
     writers: &'a RwLock<()>,
@@ -115,15 +128,15 @@ fn transact<T, E>(
 
 pub(super) struct Writer {
     queue: mpsc::Sender<Job>,
-    /// Counts every write that succeeded, before its caller hears of it.
+    /// Counts every client write that succeeded, before its caller hears of it.
     commit: Arc<GroupCommit>,
 }
 
 impl Writer {
     /// Starts the thread; it ends when the `Writer` is dropped and its queue
     /// is empty. Grouped writes run over `trees`, holding `writers` shared
-    /// like every transaction. Every write is counted in `commit` once it
-    /// succeeded, before its caller hears of it.
+    /// like every transaction. Every client write is counted in `commit`
+    /// once it succeeded, before its caller hears of it (`Work`).
     pub(super) fn start(
         trees: Trees,
         writers: Arc<RwLock<()>>,
@@ -137,7 +150,7 @@ impl Writer {
                 let mut next = None;
                 while let Some(job) = next.take().or_else(|| jobs.recv().ok()) {
                     match job {
-                        Job::Alone(job) => {
+                        Job::Alone(job, work) => {
                             let writing = Writing {
                                 trees: &trees,
                                 writers: &writers,
@@ -147,7 +160,9 @@ impl Writer {
                             if catch_unwind(AssertUnwindSafe(|| job(&writing))).is_err() {
                                 log::error!("a write transaction panicked; the write was not made");
                             }
-                            commit.stats.write_groups.fetch_add(1, Ordering::Relaxed);
+                            if work == Work::Client {
+                                commit.stats.write_groups.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         Job::Grouped(first) => {
                             let mut group = vec![first];
@@ -181,22 +196,23 @@ impl Writer {
         F: FnOnce(&Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.send_alone(queued, job, move |result| {
+        self.send_alone(queued, Work::Client, job, move |result| {
             // The caller may have gone (its client hung up): the write stands.
             let _ = answer.send(result);
         })?;
         answered.await.map_err(|_| failed_unexpectedly())?
     }
 
-    /// Like `run`, for a caller that is not async (the sweep's thread, the
-    /// store's opening, an import): blocks its thread until the job is done.
+    /// Like `run`, for the store's upkeep, whose callers are not async (the
+    /// sweep's thread, the store's opening, an import): blocks its thread
+    /// until the job is done. Counted as no write (`Work::Upkeep`).
     pub(super) fn run_blocking<T, F>(&self, queued: QueuedWrite, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = mpsc::sync_channel(1);
-        self.send_alone(queued, job, move |result| {
+        self.send_alone(queued, Work::Upkeep, job, move |result| {
             let _ = answer.send(result);
         })?;
         answered.recv().map_err(|_| failed_unexpectedly())?
@@ -205,6 +221,7 @@ impl Writer {
     fn send_alone<T, F>(
         &self,
         queued: QueuedWrite,
+        work: Work,
         job: F,
         answer: impl FnOnce(Result<T, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError>
@@ -212,16 +229,17 @@ impl Writer {
         F: FnOnce(&Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let commit = Arc::clone(&self.commit);
-        self.send(Job::Alone(Box::new(move |writing| {
+        let job = move |writing: &Writing<'_>| {
             let result = job(writing);
-            if result.is_ok() {
+            if result.is_ok() && work == Work::Client {
                 commit.note_write();
             }
             // No longer in flight once counted, and before the caller hears
             // of it: a lookup it makes next runs as after any write.
             drop(queued);
             answer(result);
-        })))
+        };
+        self.send(Job::Alone(Box::new(job), work))
     }
 
     /// Runs `body` inside a transaction shared with other grouped writes,

@@ -1,18 +1,21 @@
-//! Upgrades: stores written by schema-1 code, opened by today's binary.
+//! Upgrades: stores written by older code, opened by today's binary.
 //!
 //! The schema-1 data is frozen in `migrations/fixtures/schema-1.tsv`
 //! (written by the schema-1 binary; see `schema-1.md` beside it), or, for the
-//! crash test, built here from the frozen schema-1 record formats.
+//! crash test, built here from the frozen schema-1 record formats. A store
+//! written by the last binary before the store owned its record formats is
+//! frozen in `schema-3.tsv`, with the answers that binary gave
+//! (`schema-3.md`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pod_identity_store::domain::AwsIdentity;
 use pod_identity_store::domain::{
     AssociationId, ClusterName, Namespace, RoleArn, ServiceAccountName, Timestamp,
 };
+use pod_identity_store::domain::{AwsIdentity, ClusterStatus};
 use pod_identity_store::store::migrate::LATEST;
 use pod_identity_store::store::records::{encode, v1, IndexRecord, StatusCode};
 use pod_identity_store::store::{keys, records};
@@ -22,8 +25,10 @@ use crate::helpers::{command, role, run_to_exit, s, ts, Client, Server};
 
 const MIGRATION_LINE: &str = "to schema 2 (0002-session-members-and-counters)";
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/fixtures/schema-1.tsv")
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations/fixtures")
+        .join(name)
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -35,8 +40,13 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// Writes the frozen schema-1 entries into a new store at `data_dir`.
 pub fn load_fixture(data_dir: &Path) {
+    load_frozen_store(data_dir, "schema-1.tsv");
+}
+
+/// Writes the entries of the frozen store `name` into a new store at `data_dir`.
+fn load_frozen_store(data_dir: &Path, name: &str) {
     let db = crate::helpers::open_store_directly(data_dir).unwrap();
-    let text = std::fs::read_to_string(fixture()).unwrap();
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
     for line in text.lines() {
         let [tree, key, value] = line.split('\t').collect::<Vec<_>>()[..] else {
             panic!("fixture line {line:?} is not tree, key, value")
@@ -296,7 +306,7 @@ fn build_schema_1_store(
             version: "1.30".into(),
             tags: Default::default(),
             created_at: 1_700_000_000_000,
-            status: StatusCode::ACTIVE,
+            status: StatusCode::of(ClusterStatus::Active),
             activate_at: None,
             generation: per_cluster as u64,
         };
@@ -513,4 +523,77 @@ fn a_token_expiry_tree_left_by_a_crash_after_step_3_is_dropped_at_the_next_start
     drop(server);
     assert!(!tree_names(&up.data_dir()).contains(&keys::TREE_TOKEN_EXPIRY.to_owned()));
     assert_eq!(schema_version(&up.data_dir()), LATEST);
+}
+
+/// A store written by the binary before the store owned its record formats
+/// (`migrations/fixtures/schema-3.md`) opens with no migration and answers
+/// every read, and every request sent again with its clientRequestToken,
+/// with the very bytes that binary answered.
+#[test]
+fn a_store_written_by_the_schema_3_binary_is_served_byte_for_byte_as_it_was() {
+    let up = Upgrade::new();
+    load_frozen_store(&up.data_dir(), "schema-3.tsv");
+    let answers: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("schema-3-answers.json")).unwrap())
+            .unwrap();
+    let list = |name: &str| answers[name].as_array().unwrap().clone();
+    let (reads, replays) = (list("reads"), list("replays"));
+    assert!(reads.len() >= 10 && replays.len() == 5);
+
+    let (server, app) = up.start(NO_SWEEP);
+    assert_eq!(up.migrations_logged(), 0);
+    assert!(!std::fs::read_to_string(up.log())
+        .unwrap()
+        .contains("migrat"));
+    for read in &reads {
+        let answer = app.get(s(read, "path"));
+        assert_eq!(answer.status, 200, "{}: {}", s(read, "path"), answer.text);
+        assert_eq!(answer.text, s(read, "answer"), "{}", s(read, "path"));
+    }
+    for replay in &replays {
+        let (method, path) = (s(replay, "method"), s(replay, "path"));
+        let answer = app.send_json(method, path, &replay["request"]);
+        assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text);
+        assert_eq!(answer.text, s(replay, "answer"), "{method} {path}");
+    }
+    // The frozen statuses, one of each kind stored.
+    let status = |name: &str| app.describe_cluster(name).cluster()["status"].clone();
+    assert_eq!(
+        ["prod", "fresh", "broken", "waiting"].map(status),
+        ["ACTIVE", "ACTIVE", "FAILED", "PENDING"]
+    );
+    // The frozen members, changed as usual: the ebs association keeps its
+    // policy and target role when only its role changes.
+    let updated = app
+        .update_association(
+            "prod",
+            "a-922vlrt1jq5uvwm2q",
+            &json!({"roleArn": role("ebs-csi-v3")}),
+        )
+        .association();
+    assert_eq!(
+        s(&updated, "targetRoleArn"),
+        "arn:aws:iam::999988887777:role/ebs"
+    );
+    assert_eq!(updated["disableSessionTags"], true);
+    assert!(s(&updated, "policy").contains("s3:DeleteObject"));
+    drop(server);
+
+    let mut check = up.args(NO_SWEEP);
+    check.insert(0, "check".into());
+    let checked = run_to_exit(command(&check, &[]));
+    assert!(
+        checked.status.success() && checked.stdout.contains("no problems found"),
+        "{}\n{}",
+        checked.stdout,
+        checked.stderr
+    );
+    assert!(
+        checked.stdout.contains("schema version 3")
+            && checked.stdout.contains("clusters: 4")
+            && checked.stdout.contains("associations: 3")
+            && checked.stdout.contains("tokens: 5 (0 expired"),
+        "{}",
+        checked.stdout
+    );
 }

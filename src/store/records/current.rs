@@ -3,8 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
 
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::codes::saved_response;
 use super::{Record, StatusCode};
 use crate::domain::{
     Association, AssociationId, Cluster, ClusterName, Namespace, RoleArn, ServiceAccountName,
@@ -174,12 +179,63 @@ impl IndexRecord {
 }
 
 /// What a request with a `clientRequestToken` answered, so that a retry gets
-/// the same answer. A store type: its variant order is its stored code
-/// (`Cluster` 0, `Association` 1), pinned by the golden bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// the same answer. Stored as its kind's code (`codes::saved_response`),
+/// then the saved record.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SavedResponse {
     Cluster(ClusterRecord),
     Association(AssociationRecord),
+}
+
+impl Serialize for SavedResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut pair = serializer.serialize_tuple(2)?;
+        match self {
+            SavedResponse::Cluster(record) => {
+                pair.serialize_element(&saved_response::CLUSTER)?;
+                pair.serialize_element(record)?;
+            }
+            SavedResponse::Association(record) => {
+                pair.serialize_element(&saved_response::ASSOCIATION)?;
+                pair.serialize_element(record)?;
+            }
+        }
+        pair.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SavedResponse {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pair;
+
+        impl<'de> Visitor<'de> for Pair {
+            type Value = SavedResponse;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a saved answer: its kind's code, then its record")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SavedResponse, A::Error> {
+                let code: u8 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let saved = match code {
+                    saved_response::CLUSTER => seq.next_element()?.map(SavedResponse::Cluster),
+                    saved_response::ASSOCIATION => {
+                        seq.next_element()?.map(SavedResponse::Association)
+                    }
+                    other => {
+                        return Err(de::Error::custom(format!(
+                            "{other} is not the code of a saved answer"
+                        )))
+                    }
+                };
+                saved.ok_or_else(|| de::Error::invalid_length(1, &self))
+            }
+        }
+
+        deserializer.deserialize_tuple(2, Pair)
+    }
 }
 
 /// A client request token (format 2, schema 2).

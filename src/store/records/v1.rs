@@ -1,5 +1,10 @@
-//! Schema 1's formats, frozen: plain fields only, so that nothing outside
-//! this module can change them. Read only by the 1 → 2 migration.
+//! Schema 1's formats, frozen: plain fields only, so that no domain type
+//! can change them. Read only by the 1 → 2 migration.
+//!
+//! One thing outside this module shapes their bytes: a cluster's status is
+//! a `StatusCode`, shared with today's formats, so its table
+//! (`codes::STATUS_CODES`) must keep schema 1's codes, which it does: they
+//! are the codes of every schema (pinned by `golden`'s `cluster.1` lines).
 
 use std::collections::BTreeMap;
 
