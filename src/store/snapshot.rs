@@ -435,9 +435,10 @@ mod tests {
         }
     }
 
-    /// With sled's flush thread off (as here), what sled writes depends only
-    /// on the order of the inserts, so the sizes compared are the same in
-    /// every run (give or take a few bytes).
+    /// With sled's flush thread off (as here), what sled writes depends
+    /// mostly on the order of the inserts; but when its log buffers are
+    /// sealed still depends on its I/O threads' timing, which a busy machine
+    /// shifts, so the test asks only for a clearly smaller file.
     #[test]
     fn the_passes_leave_a_smaller_data_file_than_inserting_in_one_pass() {
         let count = 20_000;
@@ -459,7 +460,7 @@ mod tests {
 
         let record_bytes = count as f64 * 125.0;
         assert!(
-            passes_bytes * 5 <= one_pass_bytes * 4,
+            passes_bytes * 10 <= one_pass_bytes * 9,
             "in {IMPORT_PASSES} passes the data file took {passes_bytes} bytes ({:.2}x the \
              records), in one pass {one_pass_bytes} ({:.2}x)",
             passes_bytes as f64 / record_bytes,
