@@ -20,6 +20,7 @@ pub struct Config {
     pub clusters: ClustersConfig,
     pub idempotency: IdempotencyConfig,
     pub limits: LimitsConfig,
+    pub eks_auth: EksAuthConfig,
     pub testing: TestingConfig,
 }
 
@@ -30,6 +31,41 @@ pub struct TestingConfig {
     /// Serve `POST /admin/v1/clock`, which moves the server's clock forward
     /// (token expiry, the token sweep, cluster activation) without waiting.
     pub clock_control: bool,
+}
+
+/// Where AssumeRoleForPodIdentity's credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialsKind {
+    /// Minted by this server.
+    Local,
+    /// From an STS endpoint (AssumeRole).
+    Sts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EksAuthConfig {
+    /// The credential provider of AssumeRoleForPodIdentity.
+    pub credentials: CredentialsKind,
+    /// How long the credentials it answers are valid, in seconds.
+    pub session_duration_seconds: u32,
+}
+
+impl EksAuthConfig {
+    /// STS's bounds for an AssumeRole `DurationSeconds` (15 minutes to the
+    /// longest a role's maximum session can be, 12 hours).
+    pub const MIN_SESSION_DURATION_SECONDS: u32 = 900;
+    pub const MAX_SESSION_DURATION_SECONDS: u32 = 43_200;
+}
+
+impl Default for EksAuthConfig {
+    fn default() -> Self {
+        EksAuthConfig {
+            credentials: CredentialsKind::Local,
+            session_duration_seconds: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +92,20 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_timeout_seconds: u64,
+    /// The base of every cluster's token issuer URL; empty: `http://` and
+    /// the address the server listens on.
+    pub public_url: String,
+}
+
+impl ServerConfig {
+    /// The base URL of issuer URLs, given the address actually bound.
+    pub fn public_url_or(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +200,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_seconds: 10,
+            public_url: String::new(),
         }
     }
 }
@@ -342,6 +393,33 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let url = &self.server.public_url;
+        if !url.is_empty()
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(['?', '#', ' ']))
+        {
+            return Err(invalid(
+                "server.public_url",
+                url,
+                "must be empty or an http:// or https:// URL without query or fragment, such \
+                 as https://pod-identity.example.com",
+            ));
+        }
+        let duration = self.eks_auth.session_duration_seconds;
+        if !(EksAuthConfig::MIN_SESSION_DURATION_SECONDS
+            ..=EksAuthConfig::MAX_SESSION_DURATION_SECONDS)
+            .contains(&duration)
+        {
+            return Err(invalid(
+                "eks_auth.session_duration_seconds",
+                &duration,
+                &format!(
+                    "must be between {} (15 minutes) and {} (12 hours), STS's bounds",
+                    EksAuthConfig::MIN_SESSION_DURATION_SECONDS,
+                    EksAuthConfig::MAX_SESSION_DURATION_SECONDS
+                ),
+            ));
+        }
         let mut names = HashSet::new();
         for preset in &self.clusters.preset {
             ClusterName::parse("name", &preset.name)
@@ -466,6 +544,40 @@ mod tests {
         assert!(twice.validate().is_err());
         let bad = Config::from_toml("[[clusters.preset]]\nname = \"-dev\"\n").unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn eks_auth_settings_default_to_local_for_an_hour_and_keep_stss_bounds() {
+        let config = Config::default();
+        assert_eq!(config.eks_auth.credentials, CredentialsKind::Local);
+        assert_eq!(config.eks_auth.session_duration_seconds, 3600);
+        let sts = Config::from_toml("[eks_auth]\ncredentials = \"sts\"\n").unwrap();
+        assert_eq!(sts.eks_auth.credentials, CredentialsKind::Sts);
+        let err = Config::from_toml("[eks_auth]\ncredentials = \"iam\"\n").unwrap_err();
+        assert!(err.contains("iam"), "{err}");
+        for (seconds, ok) in [(899, false), (900, true), (43_200, true), (43_201, false)] {
+            let mut config = Config::default();
+            config.eks_auth.session_duration_seconds = seconds;
+            assert_eq!(config.validate().is_ok(), ok, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_listen_address_and_must_be_http() {
+        let mut config = Config::default();
+        let bound: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        assert_eq!(config.server.public_url_or(bound), "http://127.0.0.1:4321");
+        config.server.public_url = "https://pods.example.com/".into();
+        assert!(config.validate().is_ok());
+        assert_eq!(
+            config.server.public_url_or(bound),
+            "https://pods.example.com"
+        );
+        for bad in ["pods.example.com", "ftp://x", "https://x/?a=b"] {
+            config.server.public_url = bad.into();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("server.public_url"), "{err}");
+        }
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! Data flows one way: `api` (HTTP, wire shapes, EKS errors) → `domain`
 //! (validated types and rules) → `store` (sled, group commit, migrations).
 //! `backup` (the export file, import) sits beside `api`: another way in.
+//! `eksauth` (service-account tokens, credential providers) is what
+//! AssumeRoleForPodIdentity uses besides the store.
 
 pub mod api;
 pub mod backup;
 pub mod config;
 pub mod domain;
+pub mod eksauth;
 pub mod failure;
 pub mod startup;
 pub mod store;

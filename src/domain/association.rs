@@ -302,7 +302,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn association() -> Association {
+    /// `new_association()` created in cluster `c1` (also for eksauth's tests).
+    pub(crate) fn association() -> Association {
         Association::new(
             ClusterName::parse("name", "c1").unwrap(),
             AssociationId::parse("a-8mvwvh57cu74mgcst").unwrap(),
