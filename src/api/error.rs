@@ -4,6 +4,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 
 use crate::domain::DomainError;
+use crate::eksauth::{ProviderError, TokenError};
 use crate::store::StoreError;
 
 /// Every error type this server sends, with its HTTP status.
@@ -17,6 +18,11 @@ pub enum ErrorType {
     ServerException,
     BadRequestException,
     NotFoundException,
+    // The EKS Auth model's own (AccessDenied is 400 there, not 403).
+    InvalidTokenException,
+    ExpiredTokenException,
+    AccessDeniedException,
+    ServiceUnavailableException,
     // Framework errors outside the EKS model, named as smithy-rs names them (spec §1.9).
     UnknownOperationException,
     UnsupportedMediaTypeException,
@@ -30,12 +36,16 @@ impl ErrorType {
             InvalidParameterException
             | InvalidRequestException
             | ResourceLimitExceededException
-            | BadRequestException => StatusCode::BAD_REQUEST,
+            | BadRequestException
+            | InvalidTokenException
+            | ExpiredTokenException
+            | AccessDeniedException => StatusCode::BAD_REQUEST,
             ResourceNotFoundException | NotFoundException | UnknownOperationException => {
                 StatusCode::NOT_FOUND
             }
             ResourceInUseException => StatusCode::CONFLICT,
             ServerException => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceUnavailableException => StatusCode::SERVICE_UNAVAILABLE,
             UnsupportedMediaTypeException => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestEntityTooLargeException => StatusCode::PAYLOAD_TOO_LARGE,
         }
@@ -52,6 +62,10 @@ impl ErrorType {
             ServerException => "ServerException",
             BadRequestException => "BadRequestException",
             NotFoundException => "NotFoundException",
+            InvalidTokenException => "InvalidTokenException",
+            ExpiredTokenException => "ExpiredTokenException",
+            AccessDeniedException => "AccessDeniedException",
+            ServiceUnavailableException => "ServiceUnavailableException",
             UnknownOperationException => "UnknownOperationException",
             UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
             RequestEntityTooLargeException => "RequestEntityTooLargeException",
@@ -179,6 +193,34 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        let kind = match &error {
+            TokenError::Malformed(_) => ErrorType::InvalidParameterException,
+            TokenError::Invalid(_) => ErrorType::InvalidTokenException,
+            TokenError::Expired(_) => ErrorType::ExpiredTokenException,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(error: ProviderError) -> Self {
+        match error {
+            ProviderError::Refused(message) => {
+                ApiError::new(ErrorType::AccessDeniedException, message)
+            }
+            ProviderError::Unreachable(message) => {
+                log::warn!("credential provider unreachable: {message}");
+                ApiError::new(
+                    ErrorType::ServiceUnavailableException,
+                    format!("The credential provider could not be reached: {message}. Retry with backoff."),
+                )
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -210,6 +252,35 @@ mod tests {
         assert_eq!(ErrorType::ServerException.status(), 500);
         assert_eq!(ErrorType::BadRequestException.status(), 400);
         assert_eq!(ErrorType::NotFoundException.status(), 404);
+        assert_eq!(ErrorType::InvalidTokenException.status(), 400);
+        assert_eq!(ErrorType::ExpiredTokenException.status(), 400);
+        assert_eq!(ErrorType::AccessDeniedException.status(), 400);
+        assert_eq!(ErrorType::ServiceUnavailableException.status(), 503);
+    }
+
+    #[test]
+    fn token_and_provider_errors_map_to_the_eks_auth_types() {
+        let kind = |e: ApiError| e.kind;
+        assert_eq!(
+            kind(TokenError::Malformed("m".into()).into()),
+            ErrorType::InvalidParameterException
+        );
+        assert_eq!(
+            kind(TokenError::Invalid("m".into()).into()),
+            ErrorType::InvalidTokenException
+        );
+        assert_eq!(
+            kind(TokenError::Expired("m".into()).into()),
+            ErrorType::ExpiredTokenException
+        );
+        assert_eq!(
+            kind(ProviderError::Refused("no".into()).into()),
+            ErrorType::AccessDeniedException
+        );
+        assert_eq!(
+            kind(ProviderError::Unreachable("down".into()).into()),
+            ErrorType::ServiceUnavailableException
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod associations;
 mod clock;
 mod clusters;
+mod eks_auth;
 pub mod error;
 mod export;
 mod input;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 use crate::domain::{AwsIdentity, Clock};
 use crate::store::Store;
+pub use eks_auth::EksAuthState;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
 use metrics::Metrics;
@@ -47,6 +49,7 @@ pub struct AppState {
     pub clock_control: Option<ClockControl>,
     pub page_tokens: PageTokens,
     pub metrics: Metrics,
+    pub eks_auth: EksAuthState,
     request_ids: RequestIds,
 }
 
@@ -63,6 +66,7 @@ impl AppState {
         identity: AwsIdentity,
         clock: Arc<Clock>,
         clock_control: Option<ClockControl>,
+        eks_auth: EksAuthState,
     ) -> Self {
         let page_tokens = PageTokens::new(store.page_token_secret());
         AppState {
@@ -72,6 +76,7 @@ impl AppState {
             clock_control,
             page_tokens,
             metrics: Metrics::default(),
+            eks_auth,
             request_ids: RequestIds::new(),
         }
     }
@@ -260,6 +265,23 @@ async fn handle(
         Endpoint::ListTagsForResource { arn } => tags::list(state, &arn).await,
         Endpoint::AdvanceClock => clock::advance(state, body).await,
         Endpoint::Export => export::export(state).await,
+        Endpoint::AssumeRoleForPodIdentity { cluster } => {
+            eks_auth::assume_role_for_pod_identity(state, &cluster, body).await
+        }
+        Endpoint::IssuerConfiguration { id } => eks_auth::issuer_configuration(state, &id).await,
+        Endpoint::IssuerKeys { id } => eks_auth::issuer_keys(state, &id).await,
+        Endpoint::IssueServiceAccountToken { name } => {
+            eks_auth::issue_service_account_token(state, &name, body).await
+        }
+        Endpoint::PutServiceAccountIssuer { name } => {
+            eks_auth::put_service_account_issuer(state, &name, body).await
+        }
+        Endpoint::DeleteServiceAccountIssuer { name } => {
+            eks_auth::delete_service_account_issuer(state, &name).await
+        }
+        Endpoint::DescribeCredentials { access_key_id } => {
+            eks_auth::describe_credentials(state, &access_key_id).await
+        }
     }
 }
 

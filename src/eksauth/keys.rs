@@ -48,7 +48,22 @@ impl std::fmt::Debug for VerifyingKey {
 #[derive(Debug, Clone)]
 pub struct TrustedIssuer {
     pub issuer: String,
+    /// A cluster's own issuer also accepts an `iss` that ends with its
+    /// `/id/{ID}` under another base URL: the server reached by another name
+    /// (localhost, a proxy) or started on another port still knows its own
+    /// tokens, whose signature decides anyway.
+    pub path: Option<String>,
     pub keys: Vec<VerifyingKey>,
+}
+
+impl TrustedIssuer {
+    pub fn accepts(&self, iss: &str) -> bool {
+        iss == self.issuer
+            || self.path.as_deref().is_some_and(|path| {
+                iss.strip_suffix(path)
+                    .is_some_and(|base| base.starts_with("http://") || base.starts_with("https://"))
+            })
+    }
 }
 
 /// A cluster's own signing key pair (RS256).
@@ -147,7 +162,16 @@ impl SigningKey {
 /// A cluster's issuer URL: `{public_url}/id/{issuer_id}`, the shape of
 /// EKS's `https://oidc.eks.REGION.amazonaws.com/id/ID`.
 pub fn issuer_url(public_url: &str, issuer_id: &str) -> String {
-    format!("{}/id/{issuer_id}", public_url.trim_end_matches('/'))
+    format!(
+        "{}{}",
+        public_url.trim_end_matches('/'),
+        issuer_path(issuer_id)
+    )
+}
+
+/// The path of a cluster's issuer under the server's base URL.
+pub fn issuer_path(issuer_id: &str) -> String {
+    format!("/id/{issuer_id}")
 }
 
 /// A new issuer ID: 32 upper-case hex digits, as EKS's are.
@@ -234,6 +258,7 @@ pub fn external_issuer(issuer: &str, jwks_json: &str) -> Result<TrustedIssuer, T
     }
     Ok(TrustedIssuer {
         issuer: issuer.to_owned(),
+        path: None,
         keys,
     })
 }

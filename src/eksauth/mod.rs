@@ -7,12 +7,16 @@
 //! (`session`); a credential provider (`CredentialSource`, chosen by
 //! `eks_auth.credentials`) answers it with temporary credentials.
 
+pub mod grant;
+pub mod issuer;
 pub mod keys;
 pub mod local;
 pub mod provider;
 pub mod session;
 pub mod token;
 
+pub use grant::CredentialGrant;
+pub use issuer::{ClusterIssuer, ClusterIssuers, ExternalIssuer};
 pub use keys::{SigningKey, TrustedIssuer, VerifyingKey};
 pub use local::LocalProvider;
 pub use provider::{IssuedCredentials, ProviderError, RoleRequest};

@@ -180,6 +180,18 @@ pub struct VerifiedToken {
     pub expires_at: Timestamp,
 }
 
+/// The namespace and service account a token's `kubernetes.io` claim names,
+/// read without checking anything: only to know what to look up before the
+/// token is verified.
+pub fn claimed_subject(token: &str) -> Option<(Namespace, ServiceAccountName)> {
+    let claims: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token).ok()?;
+    let k8s = claims.kubernetes?;
+    Some((
+        Namespace::parse(k8s.namespace.as_deref()?).ok()?,
+        ServiceAccountName::parse(&k8s.serviceaccount?.name).ok()?,
+    ))
+}
+
 /// True when `token` has the Model's shape: three dot-separated segments of
 /// `[A-Za-z0-9-_=]`.
 fn matches_token_pattern(token: &str) -> bool {
@@ -222,7 +234,7 @@ pub fn verify(
             "The token has no iss claim; send a service-account token of the cluster.".into(),
         ));
     };
-    let Some(issuer) = issuers.iter().find(|i| i.issuer == iss) else {
+    let Some(issuer) = issuers.iter().find(|i| i.accepts(iss)) else {
         let known: Vec<&str> = issuers.iter().map(|i| i.issuer.as_str()).collect();
         return Err(invalid(format!(
             "The token's issuer {} is not an issuer of cluster {cluster} (it accepts {}); send \
@@ -374,6 +386,7 @@ pub(crate) mod tests {
     fn own_issuer() -> Vec<TrustedIssuer> {
         vec![TrustedIssuer {
             issuer: ISSUER.into(),
+            path: Some("/id/0123456789ABCDEF0123456789ABCDEF".into()),
             keys: vec![test_key().verifying_key()],
         }]
     }
@@ -459,6 +472,21 @@ pub(crate) mod tests {
             message.contains(other) && message.contains("service-account-issuer"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_clusters_own_issuer_is_known_under_another_base_url_but_not_another_id() {
+        let moved = "https://localhost:9999/id/0123456789ABCDEF0123456789ABCDEF";
+        let (token, _) = issue(test_key(), moved, &request(), NOW);
+        assert!(verify(&token, &cluster(), &own_issuer(), NOW).is_ok());
+        for other in [
+            "https://localhost:9999/id/FFFF456789ABCDEF0123456789ABCDEF",
+            "/id/0123456789ABCDEF0123456789ABCDEF",
+        ] {
+            let (token, _) = issue(test_key(), other, &request(), NOW);
+            let err = verify(&token, &cluster(), &own_issuer(), NOW).unwrap_err();
+            assert!(matches!(err, TokenError::Invalid(_)), "{other}: {err:?}");
+        }
     }
 
     #[test]
@@ -604,6 +632,7 @@ pub(crate) mod tests {
         let other = SigningKey::generate().unwrap();
         let issuers = vec![TrustedIssuer {
             issuer: ISSUER.into(),
+            path: None,
             keys: vec![
                 VerifyingKey {
                     kid: None,

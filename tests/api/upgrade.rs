@@ -201,7 +201,8 @@ fn a_schema_1_store_is_migrated_once_and_served_with_the_new_members_at_their_de
     let exit = run_to_exit(command(&dry_run, &[]));
     assert!(exit.status.success(), "{}", exit.stderr);
     assert!(
-        exit.stdout.contains("schema version 3") && exit.stdout.contains("no pending migrations"),
+        exit.stdout.contains(&format!("schema version {LATEST}"))
+            && exit.stdout.contains("no pending migrations"),
         "{}",
         exit.stdout
     );
