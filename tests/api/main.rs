@@ -13,6 +13,7 @@ mod config;
 mod crash;
 mod delete;
 mod durability;
+mod eks_auth;
 mod errors;
 mod idempotency;
 mod list;

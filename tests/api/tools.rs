@@ -476,6 +476,14 @@ fn an_export_imported_into_a_new_store_serves_every_cluster_and_association_iden
 
     copy.start();
     assert_eq!(everything(&copy), everything(&app));
+    // The export holds no signing keys: each imported cluster got a new issuer.
+    for name in copy.list_clusters("").ok()["clusters"].as_array().unwrap() {
+        let cluster = copy.describe_cluster(name.as_str().unwrap()).cluster();
+        assert!(
+            cluster["identity"]["oidc"]["issuer"].is_string(),
+            "{cluster}"
+        );
+    }
     assert_eq!(records(&copy.export()), records(&export));
 }
 

@@ -515,3 +515,54 @@ fn a_token_expiry_tree_left_by_a_crash_after_step_3_is_dropped_at_the_next_start
     assert!(!tree_names(&up.data_dir()).contains(&keys::TREE_TOKEN_EXPIRY.to_owned()));
     assert_eq!(schema_version(&up.data_dir()), LATEST);
 }
+
+#[test]
+fn the_upgrade_gives_every_cluster_a_token_issuer_whose_tokens_get_credentials() {
+    let up = Upgrade::new();
+    load_fixture(&up.data_dir());
+    let (server, app) = up.start(NO_SWEEP);
+    let log = std::fs::read_to_string(up.log()).unwrap();
+    assert!(
+        log.contains("to schema 4 (0004-cluster-token-issuers)"),
+        "{log}"
+    );
+    // The step made them, not the safety net for clusters that came without one.
+    assert!(!log.contains("had no token issuer"), "{log}");
+    let issuer = |app: &Client, name: &str| {
+        s(
+            &app.describe_cluster(name).cluster()["identity"]["oidc"],
+            "issuer",
+        )
+        .to_owned()
+    };
+    let ids: Vec<String> = ["prod", "staging", "empty"]
+        .iter()
+        .map(|name| issuer(&app, name).rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert!(ids.iter().all(|id| id.len() == 32), "{ids:?}");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+
+    // The migrated association default/app of prod, role app-v2.
+    let token = crate::eks_auth::pod_token(&app, "prod", "default", "app");
+    let answer = crate::eks_auth::assume_role(&app, "prod", &token);
+    let arn = s(&answer.ok()["assumedRoleUser"], "arn");
+    assert!(arn.contains(":assumed-role/app-v2/eks-prod-"), "{arn}");
+
+    // The keys are kept: the next start runs no step and takes the same token.
+    drop(server);
+    let (_server, app) = up.start(NO_SWEEP);
+    assert_eq!(
+        issuer(&app, "prod").rsplit('/').next().unwrap(),
+        ids[0].as_str()
+    );
+    crate::eks_auth::assume_role(&app, "prod", &token).ok();
+    let log = std::fs::read_to_string(up.log()).unwrap();
+    assert_eq!(
+        log.matches("0004-cluster-token-issuers").count(),
+        1,
+        "{log}"
+    );
+}
