@@ -21,6 +21,7 @@ mod observability;
 mod quota;
 mod refusals;
 mod sdk;
+mod sdk_eks_auth;
 mod service;
 mod session_members;
 mod startup;

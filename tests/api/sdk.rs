@@ -47,7 +47,7 @@ use crate::helpers::{role, s, ts, TestApp, ACCOUNT};
 const REGION: &str = "us-east-1";
 
 /// The SDK configuration the README's user guide shows, pointed at `app`.
-async fn sdk_config(app: &TestApp) -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config(app: &TestApp) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         // No AWS_* variable of the host (AWS_ENDPOINT_URL, AWS_PROFILE, …)
         // may take part in a test.
