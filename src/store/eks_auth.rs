@@ -200,6 +200,43 @@ impl Tx<'_> {
     }
 }
 
+/// `check`: every cluster has one issuer record that decodes and holds a
+/// signing key, and every issuer record belongs to a cluster.
+pub(super) fn check_issuers(
+    trees: &super::Trees,
+    clusters: &super::check::Clusters,
+    report: &mut super::CheckReport,
+) -> Result<(), StoreError> {
+    let problems = &mut report.problems;
+    for entry in trees.issuers.iter() {
+        let (key, bytes) = entry?;
+        let shown = keys::shown(&key);
+        if !clusters.contains_key(key.as_ref()) {
+            problems.push(format!(
+                "the token issuer of cluster {shown} remains, but the cluster does not exist"
+            ));
+        }
+        match decode::<IssuerRecord>(&bytes) {
+            Ok(record) => {
+                if let Err(e) = crate::eksauth::SigningKey::from_pkcs1_der(&record.signing_key) {
+                    problems.push(format!("the token issuer of cluster {shown}: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("the token issuer of cluster {shown}: {e}")),
+        }
+    }
+    for key in clusters.keys() {
+        if !trees.issuers.contains_key(key)? {
+            // Not wrong: an import leaves its clusters so.
+            report.notes.push(format!(
+                "cluster {} has no token issuer; the server gives it one at its next start",
+                keys::shown(key)
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Gives every cluster without an issuer one (a cluster that came in by
     /// an import). Runs at open, before any request; the writer thread runs
