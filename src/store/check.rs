@@ -27,7 +27,7 @@ pub struct CheckReport {
     /// Tokens past their expiry that the sweep has not removed yet (it runs
     /// every `idempotency.sweep_interval_seconds` while the server is up).
     pub expired_tokens: usize,
-    /// Bytes of the records held: the keys and values of all five trees.
+    /// Bytes of the records held: the keys and values of every tree.
     /// What sled's files on disk take beyond this is the engine's overhead
     /// (page headers, free space, the log not yet compacted).
     pub record_bytes: u64,

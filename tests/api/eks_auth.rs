@@ -7,7 +7,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::helpers::{now_seconds, role, s, Answer, Client, TestApp};
+use crate::helpers::{now_seconds, role, s, Answer, Client, TestApp, CLOCK_CONTROL};
 
 pub const AUDIENCE: &str = "pods.eks.amazonaws.com";
 
@@ -625,4 +625,39 @@ fn calls_are_counted_by_outcome_in_the_metrics() {
     ] {
         assert!(page.lines().any(|l| l == line), "missing {line}");
     }
+}
+
+#[test]
+fn credentials_are_described_until_they_expire_and_a_token_past_its_leeway_is_expired() {
+    let app = TestApp::spawn_with_config(&format!(
+        "{CLOCK_CONTROL}[eks_auth]\nsession_duration_seconds = 900\n"
+    ));
+    app.given_cluster("c1");
+    app.given_association("c1", "prod", "app", &role("app"));
+    let answer = service_account_token_with(
+        &app,
+        "c1",
+        &json!({"namespace": "prod", "serviceAccount": "app", "podName": "p",
+                "expirationSeconds": 600}),
+    );
+    let token = s(answer.ok(), "token").to_owned();
+    let minted = assume_role(&app, "c1", &token);
+    let key = s(&minted.ok()["credentials"], "accessKeyId").to_owned();
+    let start = app.advance_clock(0);
+    let expiration = minted.ok()["credentials"]["expiration"].as_f64().unwrap();
+    assert!(
+        (start + 895.0..start + 905.0).contains(&expiration),
+        "{expiration}"
+    );
+
+    // 650 s on: the token expired 50 s ago, within the leeway.
+    app.advance_clock(650);
+    assume_role(&app, "c1", &token).ok();
+    describe_credentials(&app, &key).ok();
+    app.advance_clock(20);
+    let message = assume_role(&app, "c1", &token).error(400, "ExpiredTokenException");
+    assert!(message.contains("expired"), "{message}");
+    // 910 s on: the credentials expired, and the sweep removes them.
+    app.advance_clock_and_sweep(240);
+    describe_credentials(&app, &key).error(404, "ResourceNotFoundException");
 }
