@@ -146,7 +146,7 @@ async fn assume_role(
     let issuers = eks_auth
         .issuers
         .get(&cluster, &target.issuer, &eks_auth.public_url)?;
-    let verified = token::verify(token, &cluster, &issuers.trusted, now)?;
+    let verified = issuers.verify(token, &cluster, now)?;
     let status = target.cluster.status_at(now);
     if REFUSING_STATES.contains(&status) {
         return Err(ApiError::new(
@@ -182,7 +182,7 @@ async fn assume_role(
         &verified,
     );
     state.store.save_credentials(grant).await?;
-    log::info!(
+    log::debug!(
         "credentials {} issued by {} for {}/{} in cluster {cluster} as {}",
         issued.access_key_id,
         eks_auth.credentials.name(),

@@ -1,6 +1,12 @@
 //! What the store keeps of a cluster's issuers, and the verifiers made of it.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use super::keys::{self, KeyError, SigningKey, TrustedIssuer};
+use super::token::{self, VerifiedToken};
+use super::TokenError;
+use crate::domain::{ClusterName, Timestamp};
 
 /// A cluster's token issuer: its own signing key and ID, and the external
 /// issuer registered for it, if any.
@@ -43,7 +49,17 @@ pub struct ClusterIssuers {
     pub signing_key: SigningKey,
     /// The cluster's own issuer first, then the external one.
     pub trusted: Vec<TrustedIssuer>,
+    /// Tokens whose signature and claims these issuers already accepted.
+    /// A pod sends the same token until the kubelet refreshes it, and an
+    /// RSA signature check costs far more than the rest of a call; a token
+    /// found here is only checked for expiry again. It lives as long as
+    /// these issuers: a changed issuer starts with none.
+    verified: Mutex<HashMap<Box<str>, VerifiedToken>>,
 }
+
+/// The most tokens `ClusterIssuers` remembers; when full it forgets them
+/// all, which costs one signature check per token afterwards.
+const VERIFIED_TOKENS: usize = 4096;
 
 impl ClusterIssuers {
     pub fn new(issuer: &ClusterIssuer, public_url: &str) -> Result<ClusterIssuers, KeyError> {
@@ -66,6 +82,71 @@ impl ClusterIssuers {
             url,
             signing_key,
             trusted,
+            verified: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Checks `token` for `cluster` at `now` (`token::verify`), remembering
+    /// the tokens that pass.
+    pub fn verify(
+        &self,
+        token: &str,
+        cluster: &ClusterName,
+        now: Timestamp,
+    ) -> Result<VerifiedToken, TokenError> {
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        if let Some(verified) = known {
+            token::check_expiry(verified.expires_at.as_millis() as f64 / 1000.0, now)?;
+            return Ok(verified);
+        }
+        let verified = token::verify(token, cluster, &self.trusted, now)?;
+        let mut cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= VERIFIED_TOKENS {
+            cache.clear();
+        }
+        cache.insert(token.into(), verified.clone());
+        Ok(verified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Namespace, ServiceAccountName};
+    use crate::eksauth::token::{issue, TokenRequest, POD_IDENTITY_AUDIENCE};
+
+    #[test]
+    fn a_remembered_token_is_still_refused_once_expired_and_a_new_issuer_forgets_it() {
+        let issuer = ClusterIssuer::generate().unwrap();
+        let issuers = ClusterIssuers::new(&issuer, "http://127.0.0.1:1").unwrap();
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        let request = TokenRequest {
+            namespace: Namespace::parse("prod").unwrap(),
+            service_account: ServiceAccountName::parse("app").unwrap(),
+            pod_name: "p".into(),
+            pod_uid: "u".into(),
+            audience: POD_IDENTITY_AUDIENCE.into(),
+            expiration_seconds: 600,
+        };
+        let (token, _) = issue(&issuers.signing_key, &issuers.url, &request, now);
+        let cluster = ClusterName::parse("name", "c1").unwrap();
+        assert!(issuers.verify(&token, &cluster, now).is_ok());
+        assert!(issuers.verify(&token, &cluster, now).is_ok(), "remembered");
+        let later = now.plus_seconds(600 + 61);
+        assert!(matches!(
+            issuers.verify(&token, &cluster, later),
+            Err(TokenError::Expired(_))
+        ));
+        let other =
+            ClusterIssuers::new(&ClusterIssuer::generate().unwrap(), "http://127.0.0.1:1").unwrap();
+        assert!(matches!(
+            other.verify(&token, &cluster, now),
+            Err(TokenError::Invalid(_))
+        ));
     }
 }

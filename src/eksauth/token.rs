@@ -180,6 +180,20 @@ pub struct VerifiedToken {
     pub expires_at: Timestamp,
 }
 
+/// Refuses a token whose `exp` (epoch seconds) is more than the leeway
+/// before `now`.
+pub fn check_expiry(exp: f64, now: Timestamp) -> Result<(), TokenError> {
+    let now_seconds = now.as_millis() as f64 / 1000.0;
+    if exp + (LEEWAY_SECONDS as f64) < now_seconds {
+        return Err(TokenError::Expired(format!(
+            "The token expired at {exp} (epoch seconds), {} seconds ago; the pod must send its \
+             current projected token (the kubelet refreshes it).",
+            (now_seconds - exp).round()
+        )));
+    }
+    Ok(())
+}
+
 /// The namespace and service account a token's `kubernetes.io` claim names,
 /// read without checking anything: only to know what to look up before the
 /// token is verified.
@@ -283,13 +297,7 @@ pub fn verify(
             "The token has no exp claim; projected service-account tokens always expire.".into(),
         ));
     };
-    if exp + (LEEWAY_SECONDS as f64) < now_seconds {
-        return Err(TokenError::Expired(format!(
-            "The token expired at {exp} (epoch seconds), {} seconds ago; the pod must send its \
-             current projected token (the kubelet refreshes it).",
-            (now_seconds - exp).round()
-        )));
-    }
+    check_expiry(exp, now)?;
     if let Some(nbf) = claims.nbf {
         if nbf - (LEEWAY_SECONDS as f64) > now_seconds {
             return Err(invalid(format!(
