@@ -117,8 +117,7 @@ impl ClusterIssuers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Namespace, ServiceAccountName};
-    use crate::eksauth::token::{issue, TokenRequest, POD_IDENTITY_AUDIENCE};
+    use crate::eksauth::token::{issue, TokenRequest};
 
     #[test]
     fn a_remembered_token_is_still_refused_once_expired_and_a_new_issuer_forgets_it() {
@@ -126,12 +125,8 @@ mod tests {
         let issuers = ClusterIssuers::new(&issuer, "http://127.0.0.1:1").unwrap();
         let now = Timestamp::from_millis(1_800_000_000_000);
         let request = TokenRequest {
-            namespace: Namespace::parse("prod").unwrap(),
-            service_account: ServiceAccountName::parse("app").unwrap(),
-            pod_name: "p".into(),
-            pod_uid: "u".into(),
-            audience: POD_IDENTITY_AUDIENCE.into(),
             expiration_seconds: 600,
+            ..token::tests::request()
         };
         let (token, _) = issue(&issuers.signing_key, &issuers.url, &request, now);
         let cluster = ClusterName::parse("name", "c1").unwrap();

@@ -380,7 +380,8 @@ pub(crate) mod tests {
         ClusterName::parse("clusterName", "c1").unwrap()
     }
 
-    fn request() -> TokenRequest {
+    /// A token request for pod `app-7d9f` of prod/app, valid an hour.
+    pub(crate) fn request() -> TokenRequest {
         TokenRequest {
             namespace: Namespace::parse("prod").unwrap(),
             service_account: ServiceAccountName::parse("app").unwrap(),
