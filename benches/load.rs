@@ -15,7 +15,10 @@
 //! - CreatePodIdentityAssociation + DeletePodIdentityAssociation, one pair
 //!   counted as one operation;
 //! - ListPodIdentityAssociations, pages of 100 through the 5,000, following
-//!   `nextToken`.
+//!   `nextToken`;
+//! - AssumeRoleForPodIdentity (EKS Auth, the `local` provider), durable (the
+//!   minted credentials are kept), each client cycling through service-account
+//!   tokens of `POD_TOKENS` service accounts that each have an association.
 //!
 //! Before and after the load it writes 4 KiB blocks with an fsync after each
 //! into a file beside the data dir (same file system), to know the disk's raw
@@ -26,7 +29,7 @@
 //!
 //! Settings through the environment: `LOAD_SECONDS` (per measurement, 5),
 //! `LOAD_CONCURRENCY` (`1,16,64`), `LOAD_OPS` (some of
-//! `describe,update,create-delete,list`; all by default),
+//! `describe,update,create-delete,list,assume-role`; all by default),
 //! `LOAD_FSYNC_SECONDS` (2), `LOAD_DIR`
 //! (where the temp dir is made; the system temp dir by default),
 //! `LOAD_OUTPUT` (the JSON report, `target/load.json`), `LOAD_SERVER_LOG`
@@ -75,6 +78,9 @@ const PAGE: usize = 100;
 /// Associations for Describe and Update; each Update client owns a disjoint
 /// share of them, so it knows the current roleArn and can always change it.
 const HOT_SIZE: usize = 1024;
+/// Service accounts with an association and a token, for AssumeRoleForPodIdentity.
+const POD_TOKENS: usize = 64;
+const ASSUME_ROLE_PATH: &str = "/clusters/pods/assume-role-for-pod-identity";
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -361,6 +367,24 @@ fn seed(
     ids.into_iter().map(|(_, id)| id).collect()
 }
 
+/// An AssumeRoleForPodIdentity body with a token of cluster `pods` for each
+/// service account `sa-0` … of namespace `load` (`seed`'s).
+fn pod_tokens(agent: &ureq::Agent, base: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let body = json!({"namespace": "load", "serviceAccount": format!("sa-{i}"),
+                              "podName": format!("pod-{i}"), "expirationSeconds": 86400});
+            let answer = must(send(
+                agent.post(&format!(
+                    "{base}/admin/v1/clusters/pods/service-account-token"
+                )),
+                Some(&body.to_string()),
+            ));
+            json!({ "token": answer["token"] }).to_string()
+        })
+        .collect()
+}
+
 /// Writes 4 KiB at increasing offsets into a new file in `dir`, with
 /// `sync_all` after each write, for `seconds`; returns fsyncs per second.
 /// This is the rate one durable writer gets from the disk; group commit is
@@ -395,6 +419,7 @@ enum Op {
     Update,
     CreateDelete,
     List,
+    AssumeRole,
 }
 
 impl Op {
@@ -405,11 +430,12 @@ impl Op {
             Op::Update => "Update",
             Op::CreateDelete => "Create+Delete",
             Op::List => "List (page of 100)",
+            Op::AssumeRole => "AssumeRoleForPodIdentity",
         }
     }
 
     fn durable(self) -> bool {
-        matches!(self, Op::Update | Op::CreateDelete)
+        matches!(self, Op::Update | Op::CreateDelete | Op::AssumeRole)
     }
 }
 
@@ -433,6 +459,8 @@ struct Shared {
     hot: Vec<String>,
     /// The roleArn suffix (0 or 1) each hot association holds now.
     roles: Vec<AtomicBool>,
+    /// AssumeRoleForPodIdentity request bodies, one per service account.
+    pod_tokens: Vec<String>,
 }
 
 /// One client: runs `op` until `deadline`-long time has passed since the barrier.
@@ -509,6 +537,14 @@ async fn client(
             Op::List => {
                 let r = list_page(&mut conn, &list_path, next_token.as_deref()).await;
                 next_token = out.record(t0, r).flatten();
+            }
+            Op::AssumeRole => {
+                let body = &shared.pod_tokens[(c + n) % shared.pod_tokens.len()];
+                let r = conn
+                    .send("POST", ASSUME_ROLE_PATH, Some(body))
+                    .await
+                    .map(drop);
+                out.record(t0, r);
             }
         }
     }
@@ -678,6 +714,7 @@ fn selected(operations: &str, op: Op) -> bool {
         Op::Update => "update",
         Op::CreateDelete => "create-delete",
         Op::List => "list",
+        Op::AssumeRole => "assume-role",
     };
     operations.trim().is_empty()
         || operations
@@ -708,12 +745,20 @@ fn run(
     let server_pid = server.0.id();
     let ready_s = started_at.elapsed().as_secs_f64();
     let setup = agent();
-    for cluster in ["list", "hot", "churn"] {
+    for cluster in ["list", "hot", "churn", "pods"] {
         create_cluster(&setup, &base, signer.as_deref(), cluster);
     }
     let seeding = Instant::now();
     let listed = seed(&base, signer.as_ref(), "list", LIST_SIZE, 16);
     let hot = seed(&base, signer.as_ref(), "hot", HOT_SIZE, 16);
+    // AssumeRoleForPodIdentity is measured unsigned only: its tokens come
+    // from an admin route, and its signature would be scoped to `eks-auth`.
+    let pod_tokens = if signed {
+        Vec::new()
+    } else {
+        seed(&base, None, "pods", POD_TOKENS, 16);
+        pod_tokens(&setup, &base, POD_TOKENS)
+    };
     let seed_s = seeding.elapsed().as_secs_f64();
     println!(
         "{}: seeded {} + {} associations in {seed_s:.1} s ({:.0}/s, 16 clients)",
@@ -732,10 +777,11 @@ fn run(
         server_pid,
         roles: hot.iter().map(|_| AtomicBool::new(false)).collect(),
         hot,
+        pod_tokens,
     });
     let faults_ab = std::env::var_os("LOAD_FAULTS_AB").is_some_and(|v| v == "1");
     let mut results = Vec::new();
-    for &op in ops {
+    for &op in ops.iter().filter(|&&op| !(signed && op == Op::AssumeRole)) {
         // A, B, A, B: a drift of the machine over the run hits both alike.
         let rounds = match op {
             Op::Describe if faults_ab => [Op::Describe, Op::DescribeUnderRule].repeat(2),
@@ -803,10 +849,16 @@ fn main() {
     let (fsyncs, fsyncs_before) = fsync_rate(dir.path(), fsync_seconds);
     println!("disk: {fsyncs_before:.0} fsyncs/s before the load (4 KiB write + fsync, {fsyncs} in {fsync_seconds} s, one stream)");
 
-    let ops: Vec<Op> = [Op::Describe, Op::Update, Op::CreateDelete, Op::List]
-        .into_iter()
-        .filter(|op| selected(&operations, *op))
-        .collect();
+    let ops: Vec<Op> = [
+        Op::Describe,
+        Op::Update,
+        Op::CreateDelete,
+        Op::List,
+        Op::AssumeRole,
+    ]
+    .into_iter()
+    .filter(|op| selected(&operations, *op))
+    .collect();
     let auth = std::env::var("LOAD_AUTH").unwrap_or_else(|_| "none".into());
     let signed_runs: &[bool] = match auth.trim() {
         "none" | "" => &[false],

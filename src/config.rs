@@ -21,8 +21,8 @@ pub struct Config {
     pub clusters: ClustersConfig,
     pub idempotency: IdempotencyConfig,
     pub limits: LimitsConfig,
-    pub testing: TestingConfig,
     pub eks_auth: EksAuthConfig,
+    pub testing: TestingConfig,
     pub auth: AuthConfig,
     /// Switchable faults for testing clients (`docs/faults.md`); no rules by default.
     pub faults: FaultsConfig,
@@ -37,12 +37,42 @@ pub struct TestingConfig {
     pub clock_control: bool,
 }
 
-/// The EKS Auth API (AssumeRoleForPodIdentity) and its credential providers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where AssumeRoleForPodIdentity's credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialsKind {
+    /// Minted by this server.
+    Local,
+    /// From an STS endpoint (AssumeRole).
+    Sts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EksAuthConfig {
+    /// The credential provider of AssumeRoleForPodIdentity.
+    pub credentials: CredentialsKind,
+    /// How long the credentials it answers are valid, in seconds.
+    pub session_duration_seconds: u32,
     /// The `sts` credential provider.
     pub sts: StsConfig,
+}
+
+impl EksAuthConfig {
+    /// STS's bounds for an AssumeRole `DurationSeconds` (15 minutes to the
+    /// longest a role's maximum session can be, 12 hours).
+    pub const MIN_SESSION_DURATION_SECONDS: u32 = 900;
+    pub const MAX_SESSION_DURATION_SECONDS: u32 = 43_200;
+}
+
+impl Default for EksAuthConfig {
+    fn default() -> Self {
+        EksAuthConfig {
+            credentials: CredentialsKind::Local,
+            session_duration_seconds: 3600,
+            sts: StsConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +110,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_seconds: u64,
     /// HTTPS instead of HTTP when both files are set.
     pub tls: TlsConfig,
+    /// The base of every cluster's token issuer URL; empty: the scheme the
+    /// server serves and the address it listens on.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +144,22 @@ pub enum AuthMode {
     #[default]
     None,
     Sigv4,
+}
+
+impl ServerConfig {
+    /// The base URL of issuer URLs, given the address actually bound.
+    pub fn public_url_or(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            let scheme = if self.tls.cert_file.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +255,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_seconds: 10,
             tls: TlsConfig::default(),
+            public_url: String::new(),
         }
     }
 }
@@ -411,6 +461,33 @@ impl Config {
         }
         self.validate_security()?;
         FaultSpec::from_config(&self.faults)?;
+        let url = &self.server.public_url;
+        if !url.is_empty()
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(['?', '#', ' ']))
+        {
+            return Err(invalid(
+                "server.public_url",
+                url,
+                "must be empty or an http:// or https:// URL without query or fragment, such \
+                 as https://pod-identity.example.com",
+            ));
+        }
+        let duration = self.eks_auth.session_duration_seconds;
+        if !(EksAuthConfig::MIN_SESSION_DURATION_SECONDS
+            ..=EksAuthConfig::MAX_SESSION_DURATION_SECONDS)
+            .contains(&duration)
+        {
+            return Err(invalid(
+                "eks_auth.session_duration_seconds",
+                &duration,
+                &format!(
+                    "must be between {} (15 minutes) and {} (12 hours), STS's bounds",
+                    EksAuthConfig::MIN_SESSION_DURATION_SECONDS,
+                    EksAuthConfig::MAX_SESSION_DURATION_SECONDS
+                ),
+            ));
+        }
         let mut names = HashSet::new();
         for preset in &self.clusters.preset {
             ClusterName::parse("name", &preset.name)
@@ -695,6 +772,22 @@ mod tests {
     }
 
     #[test]
+    fn eks_auth_settings_default_to_local_for_an_hour_and_keep_stss_bounds() {
+        let config = Config::default();
+        assert_eq!(config.eks_auth.credentials, CredentialsKind::Local);
+        assert_eq!(config.eks_auth.session_duration_seconds, 3600);
+        let sts = Config::from_toml("[eks_auth]\ncredentials = \"sts\"\n").unwrap();
+        assert_eq!(sts.eks_auth.credentials, CredentialsKind::Sts);
+        let err = Config::from_toml("[eks_auth]\ncredentials = \"iam\"\n").unwrap_err();
+        assert!(err.contains("iam"), "{err}");
+        for (seconds, ok) in [(899, false), (900, true), (43_200, true), (43_201, false)] {
+            let mut config = Config::default();
+            config.eks_auth.session_duration_seconds = seconds;
+            assert_eq!(config.validate().is_ok(), ok, "{seconds}");
+        }
+    }
+
+    #[test]
     fn tls_needs_both_files_or_neither() {
         let mut config = Config::default();
         config.server.tls.cert_file = Some("/etc/cert.pem".into());
@@ -733,6 +826,24 @@ mod tests {
         );
         let err = Config::from_toml("[faults]\nrule = []\n").unwrap_err();
         assert!(err.contains("rule"), "{err}");
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_listen_address_and_must_be_http() {
+        let mut config = Config::default();
+        let bound: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        assert_eq!(config.server.public_url_or(bound), "http://127.0.0.1:4321");
+        config.server.public_url = "https://pods.example.com/".into();
+        assert!(config.validate().is_ok());
+        assert_eq!(
+            config.server.public_url_or(bound),
+            "https://pods.example.com"
+        );
+        for bad in ["pods.example.com", "ftp://x", "https://x/?a=b"] {
+            config.server.public_url = bad.into();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("server.public_url"), "{err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! `backup` (the export file, import) sits beside `api`: another way in.
 //! `faults` (switchable EKS failure modes for testing clients) sits beside
 //! `api` too: it decides what a request meets, and never writes.
+//! `eksauth` (service-account tokens, credential providers) is what
+//! AssumeRoleForPodIdentity uses besides the store.
 
 pub mod agent;
 pub mod api;

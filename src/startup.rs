@@ -9,12 +9,13 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
-use crate::api::{self, AppState, ClockControl};
+use crate::api::{self, AppState, ClockControl, EksAuthState};
 use crate::auth::{self, Auth};
 use crate::config::Config;
 use crate::domain::{
     AwsIdentity, Clock, ClusterName, NewCluster, RoleArn, Tags, DEFAULT_KUBERNETES_VERSION,
 };
+use crate::eksauth::CredentialSource;
 use crate::failure::{chain, without_engine_panics};
 use crate::faults::{FaultSpec, Faults};
 use crate::store::{Store, StoreError, StoreSettings, SweepCursor};
@@ -106,9 +107,22 @@ impl Application {
             );
         }
         let faults = Faults::new(faults, clock.now());
+        let credentials = CredentialSource::from_config(config).await;
+        let eks_auth = EksAuthState::new(
+            config.server.public_url_or(addr),
+            credentials,
+            config.eks_auth.session_duration_seconds,
+        );
         let state = web::Data::new(
-            AppState::new(store.clone(), identity, clock, clock_control, faults)
-                .with_auth(auth.clone()),
+            AppState::new(
+                store.clone(),
+                identity,
+                clock,
+                clock_control,
+                faults,
+                eks_auth,
+            )
+            .with_auth(auth.clone()),
         );
         let max_body_bytes = config.server.max_body_bytes;
         let server = HttpServer::new(move || {
@@ -261,8 +275,13 @@ async fn create_presets(
     Ok(())
 }
 
-/// Removes expired client request tokens now and then, so the token tree
-/// stays bounded although SDKs send a fresh token with every call.
+/// The most expired credentials one tick of the sweeper removes; the rest
+/// wait for the next tick (an expired credential is not served meanwhile).
+const CREDENTIALS_PER_SWEEP: usize = 10_000;
+
+/// Removes expired client request tokens and minted credentials now and
+/// then, so their trees stay bounded although SDKs send a fresh token with
+/// every call and every AssumeRoleForPodIdentity mints new credentials.
 struct Sweeper {
     /// Asks for a sweep at once, or for the thread to end.
     nudge: mpsc::Sender<Tick>,
@@ -307,6 +326,11 @@ impl Sweeper {
                     Ok(0) => {}
                     Ok(n) => log::debug!("swept {n} expired client request tokens"),
                     Err(e) => log::warn!("sweeping expired client request tokens failed: {e}"),
+                }
+                match store.sweep_expired_credentials(clock.now(), CREDENTIALS_PER_SWEEP) {
+                    Ok(0) => {}
+                    Ok(n) => log::debug!("swept {n} expired pod identity credentials"),
+                    Err(e) => log::warn!("sweeping expired credentials failed: {}", chain(&e)),
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(swept);

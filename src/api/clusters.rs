@@ -97,12 +97,12 @@ fn check_vpc_config(config: &serde_json::Map<String, Value>) -> Result<(), ApiEr
 
 pub async fn describe(state: &AppState, name: &str) -> Result<HttpResponse, ApiError> {
     let name = existing_name(name)?;
-    let cluster = state.store.cluster(name).await?;
-    Ok(cluster_response(
-        state,
-        &cluster,
-        cluster.status_at(state.clock.now()),
-    ))
+    let (cluster, issuer) = state.store.cluster_issuer(name).await?;
+    let status = cluster.status_at(state.clock.now());
+    Ok(ok_json(&ClusterOutput {
+        cluster: ClusterShape::new(&cluster, status, &state.identity)
+            .with_issuer(issuer.url(&state.eks_auth.public_url)),
+    }))
 }
 
 /// The listing ListClusters' tokens belong to.

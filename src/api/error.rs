@@ -5,6 +5,7 @@ use actix_web::HttpResponse;
 
 use crate::auth::AuthError;
 use crate::domain::DomainError;
+use crate::eksauth::{ProviderError, TokenError};
 use crate::store::StoreError;
 
 /// Every error type this server sends, with its HTTP status.
@@ -20,6 +21,11 @@ pub enum ErrorType {
     NotFoundException,
     /// 429: what EKS answers a client over its request rate.
     ThrottlingException,
+    // The EKS Auth model's own. Its AccessDenied is 400, not the 403 of
+    // AWS's front door, so it is a variant of its own with the same name.
+    InvalidTokenException,
+    ExpiredTokenException,
+    PodIdentityAccessDeniedException,
     ServiceUnavailableException,
     // Framework errors outside the EKS model, named as smithy-rs names them (spec §1.9).
     UnknownOperationException,
@@ -40,7 +46,10 @@ impl ErrorType {
             InvalidParameterException
             | InvalidRequestException
             | ResourceLimitExceededException
-            | BadRequestException => StatusCode::BAD_REQUEST,
+            | BadRequestException
+            | InvalidTokenException
+            | ExpiredTokenException
+            | PodIdentityAccessDeniedException => StatusCode::BAD_REQUEST,
             ResourceNotFoundException | NotFoundException | UnknownOperationException => {
                 StatusCode::NOT_FOUND
             }
@@ -70,6 +79,9 @@ impl ErrorType {
             BadRequestException => "BadRequestException",
             NotFoundException => "NotFoundException",
             ThrottlingException => "ThrottlingException",
+            InvalidTokenException => "InvalidTokenException",
+            ExpiredTokenException => "ExpiredTokenException",
+            PodIdentityAccessDeniedException => "AccessDeniedException",
             ServiceUnavailableException => "ServiceUnavailableException",
             UnknownOperationException => "UnknownOperationException",
             UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
@@ -239,6 +251,34 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        let kind = match &error {
+            TokenError::Malformed(_) => ErrorType::InvalidParameterException,
+            TokenError::Invalid(_) => ErrorType::InvalidTokenException,
+            TokenError::Expired(_) => ErrorType::ExpiredTokenException,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(error: ProviderError) -> Self {
+        match error {
+            ProviderError::Refused(message) => {
+                ApiError::new(ErrorType::PodIdentityAccessDeniedException, message)
+            }
+            ProviderError::Unreachable(message) => {
+                log::warn!("credential provider unreachable: {message}");
+                ApiError::new(
+                    ErrorType::ServiceUnavailableException,
+                    format!("The credential provider could not be reached: {message}. Retry with backoff."),
+                )
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -274,7 +314,35 @@ mod tests {
         assert_eq!(ErrorType::InvalidSignatureException.status(), 403);
         assert_eq!(ErrorType::AccessDeniedException.status(), 403);
         assert_eq!(ErrorType::ThrottlingException.status(), 429);
+        assert_eq!(ErrorType::InvalidTokenException.status(), 400);
+        assert_eq!(ErrorType::ExpiredTokenException.status(), 400);
+        assert_eq!(ErrorType::PodIdentityAccessDeniedException.status(), 400);
         assert_eq!(ErrorType::ServiceUnavailableException.status(), 503);
+    }
+
+    #[test]
+    fn token_and_provider_errors_map_to_the_eks_auth_types() {
+        let kind = |e: ApiError| e.kind;
+        assert_eq!(
+            kind(TokenError::Malformed("m".into()).into()),
+            ErrorType::InvalidParameterException
+        );
+        assert_eq!(
+            kind(TokenError::Invalid("m".into()).into()),
+            ErrorType::InvalidTokenException
+        );
+        assert_eq!(
+            kind(TokenError::Expired("m".into()).into()),
+            ErrorType::ExpiredTokenException
+        );
+        assert_eq!(
+            kind(ProviderError::Refused("no".into()).into()),
+            ErrorType::PodIdentityAccessDeniedException
+        );
+        assert_eq!(
+            kind(ProviderError::Unreachable("down".into()).into()),
+            ErrorType::ServiceUnavailableException
+        );
     }
 
     #[test]

@@ -19,6 +19,21 @@ const BUCKETS: [f64; 12] = [
 
 const OPS: usize = OPERATIONS.len();
 
+/// The outcomes of AssumeRoleForPodIdentity: success, each error type of the
+/// EKS Auth model this server sends, and anything else.
+pub const POD_IDENTITY_OUTCOMES: [&str; 10] = [
+    "success",
+    "InvalidParameterException",
+    "InvalidRequestException",
+    "InvalidTokenException",
+    "ExpiredTokenException",
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+    "ServiceUnavailableException",
+    "ServerException",
+    "other",
+];
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -33,6 +48,7 @@ struct Histogram {
 pub struct Metrics {
     requests: [[AtomicU64; STATUSES.len()]; OPS],
     latency: [Histogram; OPS],
+    pod_identity: [AtomicU64; POD_IDENTITY_OUTCOMES.len()],
 }
 
 impl Default for Metrics {
@@ -40,6 +56,7 @@ impl Default for Metrics {
         Metrics {
             requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             latency: std::array::from_fn(|_| Histogram::default()),
+            pod_identity: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -64,6 +81,16 @@ impl Metrics {
         self.latency[op]
             .sum_micros
             .fetch_add(elapsed.as_micros() as u64, Relaxed);
+    }
+
+    /// Counts one AssumeRoleForPodIdentity call by its outcome: `success`
+    /// or the error type it answered.
+    pub fn record_pod_identity(&self, outcome: &str) {
+        let i = POD_IDENTITY_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(POD_IDENTITY_OUTCOMES.len() - 1);
+        self.pod_identity[i].fetch_add(1, Relaxed);
     }
 
     /// The page, with the store's figures.
@@ -117,6 +144,19 @@ impl Metrics {
                 "pod_identity_store_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {total}\n\
                  pod_identity_store_request_duration_seconds_sum{{operation=\"{op}\"}} {sum}\n\
                  pod_identity_store_request_duration_seconds_count{{operation=\"{op}\"}} {total}"
+            );
+        }
+        header(
+            &mut out,
+            "pod_identity_store_assume_role_for_pod_identity_total",
+            "counter",
+            "AssumeRoleForPodIdentity calls, by outcome: success or the error type answered.",
+        );
+        for (outcome, count) in POD_IDENTITY_OUTCOMES.iter().zip(&self.pod_identity) {
+            let _ = writeln!(
+                out,
+                "pod_identity_store_assume_role_for_pod_identity_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Relaxed)
             );
         }
         let gauges: [(&str, &str, u64); 3] = [
@@ -206,6 +246,24 @@ mod tests {
             r#"pod_identity_store_request_duration_seconds_bucket{operation="DescribePodIdentityAssociation",le="0.005"} 3"#,
             r#"pod_identity_store_request_duration_seconds_bucket{operation="-",le="+Inf"} 1"#,
             r#"pod_identity_store_request_duration_seconds_count{operation="DescribePodIdentityAssociation"} 3"#,
+        ] {
+            assert!(page.lines().any(|l| l == line), "missing {line}\n{page}");
+        }
+    }
+
+    #[test]
+    fn assume_role_for_pod_identity_calls_are_counted_by_outcome() {
+        let metrics = Metrics::default();
+        metrics.record_pod_identity("success");
+        metrics.record_pod_identity("success");
+        metrics.record_pod_identity("ExpiredTokenException");
+        metrics.record_pod_identity("SomethingNew");
+        let page = metrics.render(&StoreStats::default());
+        for line in [
+            r#"pod_identity_store_assume_role_for_pod_identity_total{outcome="success"} 2"#,
+            r#"pod_identity_store_assume_role_for_pod_identity_total{outcome="ExpiredTokenException"} 1"#,
+            r#"pod_identity_store_assume_role_for_pod_identity_total{outcome="InvalidTokenException"} 0"#,
+            r#"pod_identity_store_assume_role_for_pod_identity_total{outcome="other"} 1"#,
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line}\n{page}");
         }

@@ -9,6 +9,7 @@
 mod associations;
 mod clock;
 mod clusters;
+mod eks_auth;
 pub mod error;
 mod export;
 mod faults;
@@ -33,6 +34,7 @@ use crate::auth::{Access, Auth};
 use crate::domain::{AwsIdentity, Clock};
 use crate::faults::Faults;
 use crate::store::Store;
+pub use eks_auth::EksAuthState;
 use error::{ApiError, ErrorType};
 use input::{JsonBody, Query};
 use metrics::Metrics;
@@ -52,6 +54,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The fault rules in force (`[faults]`, `/admin/v1/faults`).
     pub faults: Faults,
+    pub eks_auth: EksAuthState,
     request_ids: RequestIds,
 }
 
@@ -69,6 +72,7 @@ impl AppState {
         clock: Arc<Clock>,
         clock_control: Option<ClockControl>,
         faults: Faults,
+        eks_auth: EksAuthState,
     ) -> Self {
         let page_tokens = PageTokens::new(store.page_token_secret());
         AppState {
@@ -80,6 +84,7 @@ impl AppState {
             metrics: Metrics::default(),
             auth: Arc::new(Auth::none()),
             faults,
+            eks_auth,
             request_ids: RequestIds::new(),
         }
     }
@@ -234,8 +239,19 @@ async fn dispatch(
 /// they reveal nothing to strangers) a signature for `eks`.
 fn access(req: &HttpRequest, endpoint: &Result<Endpoint, ApiError>) -> Access {
     match endpoint {
-        Ok(Endpoint::Health | Endpoint::Ready | Endpoint::Metrics) => Access::Open,
+        // Probes and scrapers cannot sign; an issuer's discovery document and
+        // keys are public, as every OIDC issuer's are, so that anyone can
+        // verify its tokens.
+        Ok(
+            Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Metrics
+            | Endpoint::IssuerConfiguration { .. }
+            | Endpoint::IssuerKeys { .. },
+        ) => Access::Open,
         _ if req.uri().path().starts_with("/admin/") => Access::Admin,
+        // EKS Auth is a service of its own, signed for `eks-auth`.
+        Ok(Endpoint::AssumeRoleForPodIdentity { .. }) => Access::Api("eks-auth"),
         _ => Access::Api("eks"),
     }
 }
@@ -302,6 +318,23 @@ async fn handle(
         Endpoint::GetFaults => faults::get(state).await,
         Endpoint::PutFaults => faults::put(state, body).await,
         Endpoint::DeleteFaults => faults::delete(state).await,
+        Endpoint::AssumeRoleForPodIdentity { cluster } => {
+            eks_auth::assume_role_for_pod_identity(state, &cluster, body).await
+        }
+        Endpoint::IssuerConfiguration { id } => eks_auth::issuer_configuration(state, &id).await,
+        Endpoint::IssuerKeys { id } => eks_auth::issuer_keys(state, &id).await,
+        Endpoint::IssueServiceAccountToken { name } => {
+            eks_auth::issue_service_account_token(state, &name, body).await
+        }
+        Endpoint::PutServiceAccountIssuer { name } => {
+            eks_auth::put_service_account_issuer(state, &name, body).await
+        }
+        Endpoint::DeleteServiceAccountIssuer { name } => {
+            eks_auth::delete_service_account_issuer(state, &name).await
+        }
+        Endpoint::DescribeCredentials { access_key_id } => {
+            eks_auth::describe_credentials(state, &access_key_id).await
+        }
     }
 }
 

@@ -66,6 +66,8 @@ operations! {
         TagResource { arn },
         UntagResource { arn },
         ListTagsForResource { arn },
+        /// `POST /clusters/{cluster}/assume-role-for-pod-identity` (EKS Auth).
+        AssumeRoleForPodIdentity { cluster },
     }
     server {
         /// `PUT /admin/v1/clusters/{name}/status`: set a cluster's status (testing aid).
@@ -81,6 +83,18 @@ operations! {
         PutFaults,
         /// `DELETE /admin/v1/faults`: remove every fault rule.
         DeleteFaults,
+        /// `GET /id/{id}/.well-known/openid-configuration`: a cluster issuer's discovery document.
+        IssuerConfiguration { id },
+        /// `GET /id/{id}/keys`: a cluster issuer's JWKS.
+        IssuerKeys { id },
+        /// `POST /admin/v1/clusters/{name}/service-account-token`: a token signed by the cluster.
+        IssueServiceAccountToken { name },
+        /// `PUT /admin/v1/clusters/{name}/service-account-issuer`: trust an external issuer.
+        PutServiceAccountIssuer { name },
+        /// `DELETE /admin/v1/clusters/{name}/service-account-issuer`.
+        DeleteServiceAccountIssuer { name },
+        /// `GET /admin/v1/credentials/{access_key_id}`: what minted credentials are for.
+        DescribeCredentials { access_key_id },
         /// `GET /healthz`: the process answers.
         Health,
         /// `GET /readyz`: the store is open and takes writes.
@@ -98,7 +112,8 @@ impl Endpoint {
             | Endpoint::ListPodIdentityAssociations { cluster }
             | Endpoint::DescribePodIdentityAssociation { cluster, .. }
             | Endpoint::UpdatePodIdentityAssociation { cluster, .. }
-            | Endpoint::DeletePodIdentityAssociation { cluster, .. } => {
+            | Endpoint::DeletePodIdentityAssociation { cluster, .. }
+            | Endpoint::AssumeRoleForPodIdentity { cluster } => {
                 Some(cluster.as_str()).filter(|c| !c.is_empty())
             }
             _ => None,
@@ -155,6 +170,38 @@ impl Endpoint {
                     _ => not_allowed("GET, POST, DELETE"),
                 }
             }
+            ["clusters", cluster, "assume-role-for-pod-identity"] => match m {
+                "POST" => Ok(Endpoint::AssumeRoleForPodIdentity {
+                    cluster: cluster.to_owned(),
+                }),
+                _ => not_allowed("POST"),
+            },
+            ["id", id, ".well-known", "openid-configuration"] => match m {
+                "GET" => Ok(Endpoint::IssuerConfiguration { id: id.to_owned() }),
+                _ => not_allowed("GET"),
+            },
+            ["id", id, "keys"] => match m {
+                "GET" => Ok(Endpoint::IssuerKeys { id: id.to_owned() }),
+                _ => not_allowed("GET"),
+            },
+            ["admin", "v1", "clusters", name, "service-account-token"] => match m {
+                "POST" => Ok(Endpoint::IssueServiceAccountToken { name: name.to_owned() }),
+                _ => not_allowed("POST"),
+            },
+            ["admin", "v1", "clusters", name, "service-account-issuer"] => {
+                let name = name.to_owned();
+                match m {
+                    "PUT" => Ok(Endpoint::PutServiceAccountIssuer { name }),
+                    "DELETE" => Ok(Endpoint::DeleteServiceAccountIssuer { name }),
+                    _ => not_allowed("PUT, DELETE"),
+                }
+            }
+            ["admin", "v1", "credentials", access_key_id] => match m {
+                "GET" => Ok(Endpoint::DescribeCredentials {
+                    access_key_id: access_key_id.to_owned(),
+                }),
+                _ => not_allowed("GET"),
+            },
             ["tags", arn] => {
                 let arn = arn.to_owned();
                 match m {

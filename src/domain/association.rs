@@ -303,7 +303,7 @@ pub(crate) mod tests {
     }
 
     /// An association of cluster `c1` made from [`new_association`] (also
-    /// for the faults' tests).
+    /// for the faults' and eksauth's tests).
     pub(crate) fn association() -> Association {
         Association::new(
             ClusterName::parse("name", "c1").unwrap(),

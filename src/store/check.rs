@@ -27,7 +27,7 @@ pub struct CheckReport {
     /// Tokens past their expiry that the sweep has not removed yet (it runs
     /// every `idempotency.sweep_interval_seconds` while the server is up).
     pub expired_tokens: usize,
-    /// Bytes of the records held: the keys and values of all five trees.
+    /// Bytes of the records held: the keys and values of every tree.
     /// What sled's files on disk take beyond this is the engine's overhead
     /// (page headers, free space, the log not yet compacted).
     pub record_bytes: u64,
@@ -101,6 +101,7 @@ pub fn check(dir: &Path, cache_capacity_bytes: u64) -> Result<CheckReport, Store
     let associations = check_associations(&trees, &clusters, &mut report)?;
     check_index(&trees, &associations, &mut report)?;
     check_tokens(&trees, &clusters, &mut report)?;
+    super::eks_auth::check_issuers(&trees, &clusters, &mut report)?;
     report.record_bytes = record_bytes(&trees)?;
     Ok(report)
 }
@@ -115,6 +116,8 @@ fn record_bytes(trees: &Trees) -> Result<u64, StoreError> {
         &trees.associations,
         &trees.index,
         &trees.tokens,
+        &trees.issuers,
+        &trees.credentials,
     ] {
         for entry in tree.iter() {
             let (key, value) = entry?;
@@ -137,7 +140,7 @@ fn check_meta(trees: &Trees, report: &mut CheckReport) -> Result<(), StoreError>
 }
 
 /// Each cluster's key, with its record when it decodes.
-type Clusters = BTreeMap<Vec<u8>, Option<ClusterRecord>>;
+pub(super) type Clusters = BTreeMap<Vec<u8>, Option<ClusterRecord>>;
 
 fn check_clusters(trees: &Trees, report: &mut CheckReport) -> Result<Clusters, StoreError> {
     let mut clusters = BTreeMap::new();

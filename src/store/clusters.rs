@@ -10,6 +10,17 @@ use super::{Inner, ListPage, Store, StoreError};
 use crate::domain::{
     ClientRequestToken, Cluster, ClusterName, ClusterStatus, DomainError, NewCluster, Timestamp,
 };
+use crate::eksauth::ClusterIssuer;
+
+/// A new cluster's issuer. Its RSA key takes tens of milliseconds to make:
+/// made on tokio's blocking pool, before the write is queued, so that
+/// neither an async worker nor the writer thread waits for it.
+async fn new_issuer() -> Result<ClusterIssuer, StoreError> {
+    tokio::task::spawn_blocking(ClusterIssuer::generate)
+        .await
+        .map_err(|e| StoreError::Internal(format!("signing key task failed: {e}")))?
+        .map_err(|e| StoreError::Internal(format!("cannot make a signing key: {e}")))
+}
 
 /// The async face of the store for clusters: every call runs off the
 /// executor, and every write returns only after it is durable.
@@ -26,8 +37,9 @@ impl Store {
             TokenScope::CreateCluster,
             fingerprint::create_cluster(&request),
         );
+        let issuer = new_issuer().await?;
         self.write_grouped(move |s, tx| {
-            s.create_cluster_tx(tx, &request, idempotency.as_ref(), now)
+            s.create_cluster_tx(tx, &request, &issuer, idempotency.as_ref(), now)
         })
         .await
     }
@@ -39,7 +51,8 @@ impl Store {
         status: ClusterStatus,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.write_grouped(move |s, tx| s.ensure_cluster_tx(tx, &request, status, now))
+        let issuer = new_issuer().await?;
+        self.write_grouped(move |s, tx| s.ensure_cluster_tx(tx, &request, &issuer, status, now))
             .await
     }
 
@@ -155,6 +168,7 @@ impl Inner {
         &self,
         tx: &Tx<'_>,
         request: &NewCluster,
+        issuer: &ClusterIssuer,
         idempotency: Option<&Idempotency>,
         now: Timestamp,
     ) -> TxResult<Cluster> {
@@ -171,6 +185,7 @@ impl Inner {
         let cluster = Cluster::new(request.clone(), now, self.settings.activation_delay_ms);
         let record = ClusterRecord::new(&cluster);
         tx.put_cluster(&request.name, &record)?;
+        tx.put_issuer(&request.name, issuer)?;
         if let Some(idem) = idempotency {
             idem.save(tx, SavedResponse::Cluster(record), self.token_expiry(now))?;
         }
@@ -182,6 +197,7 @@ impl Inner {
         &self,
         tx: &Tx<'_>,
         request: &NewCluster,
+        issuer: &ClusterIssuer,
         status: ClusterStatus,
         now: Timestamp,
     ) -> TxResult<bool> {
@@ -191,6 +207,7 @@ impl Inner {
         let mut cluster = Cluster::new(request.clone(), now, 0);
         cluster.set_status(status);
         tx.put_cluster(&request.name, &ClusterRecord::new(&cluster))?;
+        tx.put_issuer(&request.name, issuer)?;
         Ok(true)
     }
 
@@ -258,6 +275,7 @@ impl Inner {
                 tx.tokens.remove(&key[..])?;
             }
             tx.clusters.remove(keys::cluster(name))?;
+            tx.issuers.remove(keys::cluster(name))?;
             Ok(())
         })
     }

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::eks_auth::{CredentialRecord, IssuerRecord};
 use super::records::tests::association_v2;
 use super::records::{
     decode, encode, fingerprint, v1, AssociationRecord, ClusterRecord, IndexRecord, Record,
@@ -346,6 +347,45 @@ fn cases() -> Vec<(&'static str, String, Vec<u8>)> {
         }),
     ));
     cases.push(("association.2", "literal".into(), encode(&literal)));
+    cases.push((
+        "issuer.1",
+        "with-external".into(),
+        encode(&IssuerRecord {
+            id: "5723A5A0F1C978D1D786297311D51C3F".into(),
+            // Not a real key: the record keeps the bytes as they are.
+            signing_key: vec![0x30, 0x82, 0x04, 0xa4, 0x02, 0x01, 0x00],
+            external: Some((
+                "https://kubernetes.default.svc".into(),
+                r#"{"keys":[]}"#.into(),
+            )),
+        }),
+    ));
+    cases.push((
+        "credential.1",
+        "chained-with-tags".into(),
+        encode(&CredentialRecord {
+            expires_at: 1_795_887_069_375,
+            access_key_id: "ASIAZTV6Y73OIGKRY4X2".into(),
+            role_arn: "arn:aws:iam::999988887777:role/target".into(),
+            source_role_arn: Some(role("app-v2").to_string()),
+            external_id: Some("6b1d0f7e-1c1a-4f0e-9d2a-2f4b8f1e0c55".into()),
+            session_name: "eks-prod-app-7d9f-cd75acc5-b7ec-40bd-baa9-f89fd511df70".into(),
+            session_tags: vec![
+                ("eks-cluster-name".into(), "prod".into()),
+                ("kubernetes-pod-name".into(), "app-7d9f".into()),
+            ],
+            transitive_tag_keys: vec!["eks-cluster-name".into(), "kubernetes-pod-name".into()],
+            policy: None,
+            association_arn:
+                "arn:aws:eks:us-east-1:123456789012:podidentityassociation/prod/a-zs0z0lb770bph08d5"
+                    .into(),
+            cluster: "prod".into(),
+            namespace: "default".into(),
+            service_account: "app".into(),
+            pod_name: "app-7d9f".into(),
+            pod_uid: "1d4ab7a4-3c39-4f3e-8b0a-5c3d0a3f1e22".into(),
+        }),
+    ));
     cases
 }
 
@@ -384,6 +424,8 @@ fn every_frozen_record_decodes_and_encodes_again_to_the_same_bytes() {
             "cluster.1" => reencoded::<v1::ClusterRecord>(bytes),
             "association.1" => reencoded::<v1::AssociationRecord>(bytes),
             "token.1" => reencoded::<v1::TokenRecord>(bytes),
+            "issuer.1" => reencoded::<IssuerRecord>(bytes),
+            "credential.1" => reencoded::<CredentialRecord>(bytes),
             "fingerprint" => continue,
             other => panic!("unknown kind {other}"),
         };

@@ -28,6 +28,7 @@ mod associations;
 mod check;
 mod clusters;
 mod commit;
+mod eks_auth;
 mod error;
 mod files;
 #[cfg(test)]
@@ -51,6 +52,7 @@ use std::thread::JoinHandle;
 
 pub use associations::AssociationFilter;
 pub use check::{check, CheckReport};
+pub use eks_auth::PodIdentityTarget;
 pub use error::StoreError;
 pub use open::{stored_compressed, write_recovery_snapshot};
 pub use snapshot::{contents, Imported, Snapshot, StoreContents};
@@ -119,6 +121,9 @@ struct Trees {
     associations: sled::Tree,
     index: sled::Tree,
     tokens: sled::Tree,
+    issuers: sled::Tree,
+    /// Not in the transactions: each credential is one independent key.
+    credentials: sled::Tree,
 }
 
 impl Trees {
@@ -129,6 +134,8 @@ impl Trees {
             associations: db.open_tree(keys::TREE_ASSOCIATIONS)?,
             index: db.open_tree(keys::TREE_ASSOCIATION_INDEX)?,
             tokens: db.open_tree(keys::TREE_TOKENS)?,
+            issuers: db.open_tree(keys::TREE_ISSUERS)?,
+            credentials: db.open_tree(keys::TREE_CREDENTIALS)?,
         })
     }
 }

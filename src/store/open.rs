@@ -354,6 +354,7 @@ impl Store {
             inner: Arc::new(inner),
         };
         store.finish_deletions()?;
+        store.ensure_issuers()?;
         sync_now(&store.inner.db, dir)?;
         Ok(store)
     }

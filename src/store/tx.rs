@@ -21,6 +21,7 @@ pub(super) struct Tx<'a> {
     pub(super) associations: TxTree<'a>,
     pub(super) index: TxTree<'a>,
     pub(super) tokens: TxTree<'a>,
+    pub(super) issuers: TxTree<'a>,
     pub(super) writes: &'a Cell<u64>,
 }
 

@@ -108,8 +108,14 @@ fn transact<T, E>(
     // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
     let _writing = writers.read().unwrap_or_else(PoisonError::into_inner);
     let t = trees;
-    (&t.clusters, &t.associations, &t.index, &t.tokens).transaction(
-        |(clusters, associations, index, tokens)| {
+    (
+        &t.clusters,
+        &t.associations,
+        &t.index,
+        &t.tokens,
+        &t.issuers,
+    )
+        .transaction(|(clusters, associations, index, tokens, issuers)| {
             let writes = Cell::new(0);
             let tree = |tree| TxTree {
                 tree,
@@ -120,10 +126,10 @@ fn transact<T, E>(
                 associations: tree(associations),
                 index: tree(index),
                 tokens: tree(tokens),
+                issuers: tree(issuers),
                 writes: &writes,
             })
-        },
-    )
+        })
 }
 
 pub(super) struct Writer {

@@ -19,9 +19,9 @@ use pod_identity_store::domain::{AwsIdentity, ClusterStatus};
 use pod_identity_store::store::migrate::LATEST;
 use pod_identity_store::store::records::{encode, v1, IndexRecord, StatusCode};
 use pod_identity_store::store::{keys, records};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{command, role, run_to_exit, s, ts, Client, Server};
+use crate::helpers::{command, role, run_to_exit, s, ts, Answer, Client, Server};
 
 const MIGRATION_LINE: &str = "to schema 2 (0002-session-members-and-counters)";
 
@@ -211,7 +211,8 @@ fn a_schema_1_store_is_migrated_once_and_served_with_the_new_members_at_their_de
     let exit = run_to_exit(command(&dry_run, &[]));
     assert!(exit.status.success(), "{}", exit.stderr);
     assert!(
-        exit.stdout.contains("schema version 3") && exit.stdout.contains("no pending migrations"),
+        exit.stdout.contains(&format!("schema version {LATEST}"))
+            && exit.stdout.contains("no pending migrations"),
         "{}",
         exit.stdout
     );
@@ -526,9 +527,10 @@ fn a_token_expiry_tree_left_by_a_crash_after_step_3_is_dropped_at_the_next_start
 }
 
 /// A store written by the binary before the store owned its record formats
-/// (`migrations/fixtures/schema-3.md`) opens with no migration and answers
-/// every read, and every request sent again with its clientRequestToken,
-/// with the very bytes that binary answered.
+/// (`migrations/fixtures/schema-3.md`) opens with one migration (schema 4
+/// gives every cluster a token issuer) and answers every read, and every
+/// request sent again with its clientRequestToken, with the very bytes that
+/// binary answered, but for the issuer each cluster answer now carries.
 #[test]
 fn a_store_written_by_the_schema_3_binary_is_served_byte_for_byte_as_it_was() {
     let up = Upgrade::new();
@@ -541,20 +543,44 @@ fn a_store_written_by_the_schema_3_binary_is_served_byte_for_byte_as_it_was() {
     assert!(reads.len() >= 10 && replays.len() == 5);
 
     let (server, app) = up.start(NO_SWEEP);
-    assert_eq!(up.migrations_logged(), 0);
-    assert!(!std::fs::read_to_string(up.log())
-        .unwrap()
-        .contains("migrat"));
+    assert_eq!(up.migrations_logged(), 0, "no step before schema 4 runs");
+    assert_eq!(
+        std::fs::read_to_string(up.log())
+            .unwrap()
+            .matches("0004-cluster-token-issuers")
+            .count(),
+        1
+    );
+    // The answer as the schema-3 binary gave it: byte for byte, except that
+    // a cluster now also names its token issuer (schema 4), which is checked
+    // and then set aside.
+    let as_before = |what: &str, answer: &Answer, frozen: &str| {
+        assert_eq!(answer.status, 200, "{what}: {}", answer.text);
+        let mut body = answer.body.clone();
+        match body.get_mut("cluster").and_then(Value::as_object_mut) {
+            Some(cluster) => {
+                // A replayed CreateCluster answers the saved cluster, as it
+                // was then: without one.
+                if let Some(identity) = cluster.remove("identity") {
+                    assert!(
+                        s(&identity["oidc"], "issuer").starts_with("http://127.0.0.1:"),
+                        "{what}: {identity}"
+                    );
+                }
+                let frozen: Value = serde_json::from_str(frozen).unwrap();
+                assert_eq!(body, frozen, "{what}");
+            }
+            None => assert_eq!(answer.text, frozen, "{what}"),
+        }
+    };
     for read in &reads {
         let answer = app.get(s(read, "path"));
-        assert_eq!(answer.status, 200, "{}: {}", s(read, "path"), answer.text);
-        assert_eq!(answer.text, s(read, "answer"), "{}", s(read, "path"));
+        as_before(s(read, "path"), &answer, s(read, "answer"));
     }
     for replay in &replays {
         let (method, path) = (s(replay, "method"), s(replay, "path"));
         let answer = app.send_json(method, path, &replay["request"]);
-        assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text);
-        assert_eq!(answer.text, s(replay, "answer"), "{method} {path}");
+        as_before(&format!("{method} {path}"), &answer, s(replay, "answer"));
     }
     // The frozen statuses, one of each kind stored.
     let status = |name: &str| app.describe_cluster(name).cluster()["status"].clone();
@@ -589,11 +615,62 @@ fn a_store_written_by_the_schema_3_binary_is_served_byte_for_byte_as_it_was() {
         checked.stderr
     );
     assert!(
-        checked.stdout.contains("schema version 3")
+        checked.stdout.contains("schema version 4")
             && checked.stdout.contains("clusters: 4")
             && checked.stdout.contains("associations: 3")
             && checked.stdout.contains("tokens: 5 (0 expired"),
         "{}",
         checked.stdout
+    );
+}
+
+#[test]
+fn the_upgrade_gives_every_cluster_a_token_issuer_whose_tokens_get_credentials() {
+    let up = Upgrade::new();
+    load_fixture(&up.data_dir());
+    let (server, app) = up.start(NO_SWEEP);
+    let log = std::fs::read_to_string(up.log()).unwrap();
+    assert!(
+        log.contains("to schema 4 (0004-cluster-token-issuers)"),
+        "{log}"
+    );
+    // The step made them, not the safety net for clusters that came without one.
+    assert!(!log.contains("had no token issuer"), "{log}");
+    let issuer = |app: &Client, name: &str| {
+        s(
+            &app.describe_cluster(name).cluster()["identity"]["oidc"],
+            "issuer",
+        )
+        .to_owned()
+    };
+    let ids: Vec<String> = ["prod", "staging", "empty"]
+        .iter()
+        .map(|name| issuer(&app, name).rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert!(ids.iter().all(|id| id.len() == 32), "{ids:?}");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+
+    // The migrated association default/app of prod, role app-v2.
+    let token = crate::eks_auth::pod_token(&app, "prod", "default", "app");
+    let answer = crate::eks_auth::assume_role(&app, "prod", &token);
+    let arn = s(&answer.ok()["assumedRoleUser"], "arn");
+    assert!(arn.contains(":assumed-role/app-v2/eks-prod-"), "{arn}");
+
+    // The keys are kept: the next start runs no step and takes the same token.
+    drop(server);
+    let (_server, app) = up.start(NO_SWEEP);
+    assert_eq!(
+        issuer(&app, "prod").rsplit('/').next().unwrap(),
+        ids[0].as_str()
+    );
+    crate::eks_auth::assume_role(&app, "prod", &token).ok();
+    let log = std::fs::read_to_string(up.log()).unwrap();
+    assert_eq!(
+        log.matches("0004-cluster-token-issuers").count(),
+        1,
+        "{log}"
     );
 }

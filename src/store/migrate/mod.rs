@@ -13,10 +13,12 @@ use std::collections::HashMap;
 use sled::transaction::ConflictableTransactionError;
 use sled::{Batch, Transactional};
 
+use super::eks_auth::IssuerRecord;
 use super::keys::{self, META_SCHEMA_VERSION, META_WRITTEN_BY};
 use super::open::{open_db, sync_now};
 use super::records::{decode, encode, v1};
 use super::{StoreError, Trees};
+use crate::eksauth::ClusterIssuer;
 
 /// The changes one step makes, per tree.
 #[derive(Default)]
@@ -25,6 +27,7 @@ pub struct Changes {
     pub associations: Batch,
     pub index: Batch,
     pub tokens: Batch,
+    pub issuers: Batch,
 }
 
 /// One schema step: from `version - 1` to `version`.
@@ -59,11 +62,36 @@ pub const STEPS: &[Step] = &[
         // The tree goes after the step (`drop_retired_trees`): a transaction cannot drop one.
         plan: |_| Ok(Changes::default()),
     },
+    Step {
+        version: 4,
+        name: "0004-cluster-token-issuers",
+        summary: "give every cluster a token issuer: an RS256 signing key pair and an issuer ID \
+                  (tree cluster_issuers); add the credentials tree",
+        plan: schema_4,
+    },
 ];
 
 /// Trees that a step made useless, each with the version from which the
 /// store no longer has it.
 const RETIRED_TREES: &[(u32, &str)] = &[(3, keys::TREE_TOKEN_EXPIRY)];
+
+/// Schema 3 → 4: every cluster gets a token issuer, as new clusters do at
+/// creation. The credentials tree starts empty (sled creates it on open).
+fn schema_4(trees: &Trees) -> Result<Changes, StoreError> {
+    let mut changes = Changes::default();
+    for entry in trees.clusters.iter() {
+        let (key, _) = entry?;
+        if trees.issuers.contains_key(&key)? {
+            continue;
+        }
+        let issuer = ClusterIssuer::generate()
+            .map_err(|e| StoreError::Internal(format!("cannot make a signing key: {e}")))?;
+        changes
+            .issuers
+            .insert(key, encode(&IssuerRecord::new(&issuer)));
+    }
+    Ok(changes)
+}
 
 /// Schema 1 → 2: every record moves to format 2 (`records::v1` has the
 /// frozen format 1 and the conversions).
@@ -173,12 +201,14 @@ pub(super) fn run_pending(db: &sled::Db, trees: &Trees, dir: &Path) -> Result<()
             &trees.associations,
             &trees.index,
             &trees.tokens,
+            &trees.issuers,
         )
-            .transaction(|(meta, clusters, associations, index, tokens)| {
+            .transaction(|(meta, clusters, associations, index, tokens, issuers)| {
                 clusters.apply_batch(&changes.clusters)?;
                 associations.apply_batch(&changes.associations)?;
                 index.apply_batch(&changes.index)?;
                 tokens.apply_batch(&changes.tokens)?;
+                issuers.apply_batch(&changes.issuers)?;
                 meta.insert(META_SCHEMA_VERSION, &version)?;
                 meta.insert(META_WRITTEN_BY, written_by)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())

@@ -84,6 +84,19 @@ impl Answer {
         cluster
     }
 
+    /// The cluster without its `identity` (the token issuer URL), for
+    /// comparing answers of two servers or of one server before and after
+    /// a restart: the URL names the address the server listens on, which
+    /// port 0 picks anew at every start.
+    pub fn cluster_without_issuer(&self) -> Value {
+        let mut cluster = self.cluster();
+        cluster
+            .as_object_mut()
+            .expect("a cluster is an object")
+            .remove("identity");
+        cluster
+    }
+
     /// The message of an error answer with this status and type.
     #[track_caller]
     pub fn error(&self, status: u16, error_type: &str) -> String {
