@@ -158,7 +158,19 @@ async fn assume_role(
             ),
         ));
     }
-    let Some(association) = target.association else {
+    // A `propagation_delay` fault rule may hold a recent change back: the
+    // pod then gets what it got before it (no association yet, the old
+    // role, or a deleted association), as from a lagging EKS.
+    let association = match state.faults.stale_view(
+        cluster.as_str(),
+        verified.namespace.as_str(),
+        verified.service_account.as_str(),
+        now,
+    ) {
+        Some(before) => before,
+        None => target.association,
+    };
+    let Some(association) = association else {
         return Err(not_found(format!(
             "No pod identity association found for namespace {} and service account {} in \
              cluster {cluster}; create one with CreatePodIdentityAssociation.",

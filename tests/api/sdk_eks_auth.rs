@@ -9,7 +9,7 @@ use aws_sdk_eksauth::operation::assume_role_for_pod_identity::{
 use serde_json::json;
 
 use crate::eks_auth::{pod_token, put_issuer, ExternalIssuer};
-use crate::helpers::{now_seconds, role, s, TestApp};
+use crate::helpers::{now_seconds, role, s, TestApp, CLOCK_CONTROL};
 use crate::sdk::sdk_config;
 
 async fn eks_auth(app: &TestApp) -> aws_sdk_eksauth::Client {
@@ -105,4 +105,83 @@ async fn the_sdk_gets_each_error_as_its_typed_exception() {
     let err = call(&client, "c1", &token).await.unwrap_err();
     assert!(err.is_invalid_request_exception(), "{err:?}");
     assert!(err.to_string().contains("FAILED") || format!("{err:?}").contains("FAILED"));
+}
+
+/// The role the SDK's eks-auth client gets credentials for, by its
+/// assumed-role ARN (`…:assumed-role/ROLE/SESSION`); `None` for no association.
+async fn role_answered(
+    client: &aws_sdk_eksauth::Client,
+    cluster: &str,
+    token: &str,
+) -> Option<String> {
+    match call(client, cluster, token).await {
+        Ok(out) => {
+            let arn = out.assumed_role_user().expect("assumed role user").arn();
+            Some(arn.split('/').nth(1).expect("a role name").to_owned())
+        }
+        Err(AssumeRoleForPodIdentityError::ResourceNotFoundException(_)) => None,
+        Err(other) => panic!("unexpected error: {}", DisplayErrorContext(&other)),
+    }
+}
+
+/// A `propagation_delay` rule, as EKS's eventual consistency: after a
+/// Create, an Update and a Delete, the eks-auth client keeps getting what it
+/// got before until the delay has passed on the server's clock, while
+/// Describe answers the new state at once.
+#[tokio::test]
+async fn a_propagation_delay_holds_back_each_change_from_the_sdks_eks_auth_client() {
+    let app = TestApp::spawn_with_config(CLOCK_CONTROL);
+    app.given_cluster("c1");
+    let rules = json!({"seed": 1, "rules": [{"operations": ["*"], "clusters": ["c1"],
+        "kind": "propagation_delay", "delay_ms": 60_000}]});
+    app.put_faults(&rules).ok();
+    let token = pod_token(&app, "c1", "prod", "app");
+    let client = eks_auth(&app).await;
+
+    // Create: not visible to eks-auth yet.
+    let association = app.given_association("c1", "prod", "app", &role("app-v1"));
+    let id = s(&association, "associationId").to_owned();
+    assert_eq!(role_answered(&client, "c1", &token).await, None);
+    app.advance_clock(61);
+    assert_eq!(
+        role_answered(&client, "c1", &token).await.as_deref(),
+        Some("app-v1")
+    );
+
+    // Update: the old role until the delay passes; Describe has the new one.
+    app.update_association("c1", &id, &json!({"roleArn": role("app-v2")}))
+        .ok();
+    let described = app.describe_association("c1", &id).association();
+    assert_eq!(s(&described, "roleArn"), role("app-v2"));
+    assert_eq!(
+        role_answered(&client, "c1", &token).await.as_deref(),
+        Some("app-v1")
+    );
+    app.advance_clock(30);
+    assert_eq!(
+        role_answered(&client, "c1", &token).await.as_deref(),
+        Some("app-v1")
+    );
+    app.advance_clock(31);
+    assert_eq!(
+        role_answered(&client, "c1", &token).await.as_deref(),
+        Some("app-v2")
+    );
+
+    // Delete: still answered until the delay passes.
+    app.delete_association("c1", &id).ok();
+    assert_eq!(
+        role_answered(&client, "c1", &token).await.as_deref(),
+        Some("app-v2")
+    );
+    app.advance_clock(61);
+    assert_eq!(role_answered(&client, "c1", &token).await, None);
+
+    // Without the rule, a change is seen at once.
+    app.delete_faults().ok();
+    app.given_association("c1", "prod", "app", &role("app-v3"));
+    assert_eq!(
+        role_answered(&client, "c1", &token).await.as_deref(),
+        Some("app-v3")
+    );
 }
