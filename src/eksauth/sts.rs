@@ -225,21 +225,13 @@ impl StsProvider {
     }
 }
 
-/// An error and its sources on one line, for a message or a log line (the
-/// SDK's errors put their details in the sources, some over several lines).
+/// An error and its sources on one line, for a message or a log line: the
+/// SDK's errors put their details in the sources, some over several lines.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut chain = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // The SDK's layers often repeat their source's text.
-        if !chain.ends_with(&text) {
-            chain.push_str(": ");
-            chain.push_str(&text);
-        }
-        source = cause.source();
-    }
-    chain.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::failure::chain(err)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn issued(role: &str, answer: AssumeRoleOutput) -> Result<IssuedCredentials, ProviderError> {
