@@ -352,3 +352,77 @@ fn bad_agent_settings_are_refused_at_start_naming_the_flag() {
         assert!(exit.stderr.contains(flag), "{args:?}: {}", exit.stderr);
     }
 }
+
+/// The agent in front of the real server with `auth.mode = "sigv4"`: its
+/// calls are signed for `eks-auth` with its own key, so the server answers a
+/// key of its file with credentials and a key it does not know with 403.
+#[test]
+fn the_agent_signs_its_calls_to_a_server_that_checks_signatures() {
+    use crate::auth::{signed, AuthApp, Signer, ADMIN, PLAIN};
+    let server = AuthApp::spawn("");
+    let base = server.app.base.trim_end_matches('/').to_owned();
+    let admin = Signer::new(ADMIN);
+    signed(
+        &base,
+        &admin,
+        "POST",
+        "/clusters",
+        Some(
+            &json!({"name": CLUSTER, "roleArn": crate::helpers::role("cluster"),
+                     "resourcesVpcConfig": {}}),
+        ),
+    );
+    signed(
+        &base,
+        &admin,
+        "POST",
+        &format!("/clusters/{CLUSTER}/pod-identity-associations"),
+        Some(&json!({"namespace": "web", "serviceAccount": "app",
+                     "roleArn": crate::helpers::role("web-app")})),
+    );
+    let minted = signed(
+        &base,
+        &admin,
+        "POST",
+        &format!("/admin/v1/clusters/{CLUSTER}/service-account-token"),
+        Some(&json!({"namespace": "web", "serviceAccount": "app", "podName": "web-0"})),
+    );
+    let token = minted.body["token"].as_str().expect("a token").to_owned();
+
+    let keyed = agent(
+        &[
+            "--server",
+            &base,
+            "--cluster",
+            CLUSTER,
+            "--access-key-id",
+            PLAIN.id,
+            "--secret-access-key",
+            PLAIN.secret,
+        ],
+        &[],
+    );
+    let (status, body) = keyed.credentials(Some(&token));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+        "{body}"
+    );
+
+    let stranger = agent(
+        &[
+            "--server",
+            &base,
+            "--cluster",
+            CLUSTER,
+            "--access-key-id",
+            "AKIDSTRANGER00000009",
+            "--secret-access-key",
+            "stranger-secret",
+        ],
+        &[],
+    );
+    let (status, body) = stranger.credentials(Some(&token));
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "UnrecognizedClientException", "{body}");
+}
