@@ -243,6 +243,13 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Rejected(domain) => domain.into(),
+            StoreError::Unwritable(failure) => ApiError::new(
+                ErrorType::ServerException,
+                format!(
+                    "The store cannot write ({failure}); nothing was acknowledged. It takes no \
+                     writes until the server is restarted; reads are still served."
+                ),
+            ),
             other => {
                 // Opaque to the client, complete in the log: the whole source chain, once.
                 log::error!("internal error: {}", crate::failure::chain(&other));

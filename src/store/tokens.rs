@@ -56,9 +56,10 @@ impl Store {
         let _sweeping = self.inner.commit.writes_coming();
         let mut removed = 0;
         loop {
-            let (expired, last) =
-                self.inner
-                    .read_expired_tokens(now, cursor.0.as_deref(), batch)?;
+            let read = self
+                .inner
+                .read_expired_tokens(now, cursor.0.as_deref(), batch);
+            let (expired, last) = self.observe(super::commit::FailureKind::Sweep, read)?;
             if !expired.is_empty() {
                 removed += self.remove_expired_tokens(now, expired)?;
             }

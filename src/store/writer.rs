@@ -44,9 +44,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::commit::{GroupCommit, QueuedWrite};
+use super::commit::{FailureKind, GroupCommit, QueuedWrite};
 use super::tx::{Tx, TxResult, TxTree};
 use super::{StoreError, Trees};
+
+/// How often a blocked caller of `run_blocking` looks whether the store failed.
+const FAILURE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The most writes that share one transaction. A larger group makes its
 /// first write wait longer for the last one's body.
@@ -64,6 +67,7 @@ enum Job {
 pub(super) struct Writing<'a> {
     trees: &'a Trees,
     writers: &'a RwLock<()>,
+    commit: &'a GroupCommit,
 }
 
 impl Writing<'_> {
@@ -72,9 +76,12 @@ impl Writing<'_> {
         &self,
         body: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
+        if let Some(failure) = self.commit.failure() {
+            return Err(StoreError::Unwritable(failure));
+        }
         transact(self.trees, self.writers, body).map_err(|e| match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Engine(e),
+            TransactionError::Storage(e) => transaction_failed(self.commit, &e),
         })
     }
 
@@ -92,6 +99,9 @@ fn transact<T, E>(
     writers: &RwLock<()>,
     body: impl Fn(&Tx<'_>) -> Result<T, ConflictableTransactionError<E>>,
 ) -> Result<T, TransactionError<E>> {
+    fail::fail_point!("store::transaction", |_| Err(TransactionError::Storage(
+        sled::Error::Io(super::files::injected_error())
+    )));
     // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
     let _writing = writers.read().unwrap_or_else(PoisonError::into_inner);
     let t = trees;
@@ -141,6 +151,7 @@ impl Writer {
                             let writing = Writing {
                                 trees: &trees,
                                 writers: &writers,
+                                commit: &commit,
                             };
                             // A job that panics has dropped its answer channel, so
                             // its caller gets an error; the jobs after it still run.
@@ -185,7 +196,21 @@ impl Writer {
             // The caller may have gone (its client hung up): the write stands.
             let _ = answer.send(result);
         })?;
-        answered.await.map_err(|_| failed_unexpectedly())?
+        self.answer(answered).await
+    }
+
+    /// The answer of a queued write, or the store's failure as soon as it
+    /// fails: a writer thread held up inside sled by a failing disk must not
+    /// hold up the client too.
+    async fn answer<T>(
+        &self,
+        answered: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::select! {
+            biased;
+            answer = answered => answer.map_err(|_| failed_unexpectedly())?,
+            failure = self.commit.failed() => Err(StoreError::Unwritable(failure)),
+        }
     }
 
     /// Like `run`, for a caller that is not async (the sweep's thread, the
@@ -199,7 +224,18 @@ impl Writer {
         self.send_alone(queued, job, move |result| {
             let _ = answer.send(result);
         })?;
-        answered.recv().map_err(|_| failed_unexpectedly())?
+        // Like `answer`, for a thread: looks at the store's health now and then.
+        loop {
+            match answered.recv_timeout(FAILURE_POLL) {
+                Ok(answer) => return answer,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(failed_unexpectedly()),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(failure) = self.commit.failure() {
+                        return Err(StoreError::Unwritable(failure));
+                    }
+                }
+            }
+        }
     }
 
     fn send_alone<T, F>(
@@ -243,7 +279,7 @@ impl Writer {
             answer,
             _queued: queued,
         })))?;
-        answered.await.map_err(|_| failed_unexpectedly())?
+        self.answer(answered).await
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -251,6 +287,18 @@ impl Writer {
             .send(job)
             .map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))
     }
+}
+
+/// Moves the store to its failed state after a transaction met `error`;
+/// the error to answer the write with.
+fn transaction_failed(commit: &GroupCommit, error: &sled::Error) -> StoreError {
+    StoreError::Unwritable(commit.fail(
+        FailureKind::Transaction,
+        &format!(
+            "a write transaction failed: {}",
+            super::error::engine_cause(error)
+        ),
+    ))
 }
 
 /// The answer of a write whose job panicked or was dropped.
@@ -350,6 +398,14 @@ fn run_group(
     commit: &GroupCommit,
     group: Vec<Box<dyn Grouped>>,
 ) {
+    // A failed store runs no transaction: none could be made durable.
+    if let Some(failure) = commit.failure() {
+        for write in group {
+            write.fail(StoreError::Unwritable(Arc::clone(&failure)));
+            write.answer();
+        }
+        return;
+    }
     let mut left_out = vec![false; group.len()];
     let committed = loop {
         if left_out.iter().all(|&out| out) {
@@ -382,12 +438,15 @@ fn run_group(
         match result {
             Ok(()) => break Ok(()),
             Err(TransactionError::Abort(i)) => left_out[i] = true,
-            Err(TransactionError::Storage(e)) => break Err(e),
+            Err(TransactionError::Storage(e)) => break Err(transaction_failed(commit, &e)),
         }
     };
     for (write, left_out) in group.into_iter().zip(left_out) {
         match &committed {
-            Err(e) if !left_out => write.fail(StoreError::Engine(e.clone())),
+            Err(StoreError::Unwritable(failure)) if !left_out => {
+                write.fail(StoreError::Unwritable(Arc::clone(failure)))
+            }
+            Err(e) if !left_out => write.fail(StoreError::Internal(e.to_string())),
             _ if write.succeeded() => commit.note_write(),
             _ => {}
         }

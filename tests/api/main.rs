@@ -27,6 +27,7 @@ mod sdk;
 mod service;
 mod session_members;
 mod startup;
+mod storage_faults;
 mod sts_provider;
 mod tags;
 mod tls;
