@@ -562,6 +562,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn after_a_storage_failure_every_waiting_write_hears_it_at_once_and_none_runs() {
+        let f = fixture();
+        let writer = Writer::start(f.trees.clone(), f.writers.clone(), f.commit.clone()).unwrap();
+        // The writer thread held up (as inside sled on a failing disk).
+        let (release, held) = mpsc::channel::<()>();
+        let holding = writer.run(f.commit.queue_write(), move |_| {
+            held.recv().ok();
+            Ok(())
+        });
+        let waiting = writer.run_grouped(f.commit.queue_write(), |tx| {
+            tx.clusters.insert("key", "value")?;
+            Ok(())
+        });
+        let commit = Arc::clone(&f.commit);
+        let failing = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            commit.fail(
+                FailureKind::Flush,
+                "flushing the store failed: disk on fire",
+            );
+        });
+        let (holding, waiting) = tokio::join!(holding, waiting);
+        failing.join().unwrap();
+        for answer in [waiting, holding] {
+            assert!(
+                matches!(&answer, Err(StoreError::Unwritable(m)) if m.contains("disk on fire")),
+                "{answer:?}"
+            );
+        }
+        release.send(()).unwrap();
+        let later = writer.run(f.commit.queue_write(), |writing| {
+            writing.transact(|tx| Ok(tx.clusters.insert("later", "1")?))
+        });
+        assert!(matches!(later.await, Err(StoreError::Unwritable(_))));
+        // Once the thread has run every job queued before this one, the
+        // grouped write was answered without running.
+        let (done, drained) = mpsc::channel();
+        writer
+            .send(Job::Alone(Box::new(move |_| done.send(()).unwrap())))
+            .unwrap();
+        drained.recv().unwrap();
+        assert!(!f.trees.clusters.contains_key("key").unwrap());
+        assert!(!f.trees.clusters.contains_key("later").unwrap());
+        assert_eq!(f.commit.failures()[1], ("flush", 1));
+    }
+
+    #[tokio::test]
     async fn jobs_run_in_order_and_a_panicking_job_fails_alone() {
         let f = fixture();
         let writer = Writer::start(f.trees.clone(), f.writers.clone(), f.commit.clone()).unwrap();

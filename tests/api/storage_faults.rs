@@ -7,7 +7,7 @@
 //! restart.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -139,8 +139,9 @@ fn assert_failure_counted(base: &str, kind: Option<&str>) {
 
 /// SIGTERM stops the failed server in time, exiting non-zero with a last
 /// line that names the cause.
+/// Returns how long the stop took.
 #[track_caller]
-fn assert_stops_naming_the_cause(app: &mut TestApp) {
+fn assert_stops_naming_the_cause(app: &mut TestApp) -> Duration {
     let started = Instant::now();
     let status = app
         .terminate_within(STOP_BOUND)
@@ -154,6 +155,7 @@ fn assert_stops_naming_the_cause(app: &mut TestApp) {
         "last line: {last} (after {:?})",
         started.elapsed()
     );
+    started.elapsed()
 }
 
 /// Every acknowledged association is there.
@@ -357,27 +359,28 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Fills the file system of `dir` with a file, until it is full.
-fn fill(dir: &Path) -> PathBuf {
+/// Fills the file system of `dir` with files until it is full, then frees
+/// `headroom` bytes for the server's own writes to fill.
+fn fill(dir: &Path, headroom: u64) {
     use std::io::Write;
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).unwrap();
+    let mut file = std::fs::File::create(dir.join("filler")).unwrap();
     let chunk = vec![0xa5u8; 64 << 10];
     while file.write_all(&chunk).is_ok() {}
     // A file of its own takes the last pages a 64 KiB chunk did not.
     for i in 0.. {
-        let Ok(mut file) = std::fs::File::create(dir.join(format!("filler-{i}"))) else {
+        let Ok(mut small) = std::fs::File::create(dir.join(format!("filler-{i}"))) else {
             break;
         };
-        if file
+        if small
             .write_all(&[0; 4096])
-            .and_then(|()| file.sync_all())
+            .and_then(|()| small.sync_all())
             .is_err()
         {
             break;
         }
     }
-    path
+    let length = file.metadata().unwrap().len();
+    file.set_len(length.saturating_sub(headroom)).unwrap();
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -405,11 +408,13 @@ fn full_disk_round(round: usize) -> bool {
     app.given_cluster("c1");
 
     let acked = Arc::new(Mutex::new(Vec::new()));
+    let longest = Arc::new(Mutex::new(Duration::ZERO));
     let stop_at = Instant::now() + Duration::from_secs(60);
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let base = app.base.clone();
             let acked = Arc::clone(&acked);
+            let longest = Arc::clone(&longest);
             std::thread::spawn(move || {
                 // Until the store refuses a write after the disk filled.
                 for i in 0.. {
@@ -417,6 +422,9 @@ fn full_disk_round(round: usize) -> bool {
                     let reply = create(&base, &format!("r{round}-w{w}-{i}"))
                         .unwrap_or_else(|e| panic!("round {round}: {e}"));
                     assert!(reply.took < ANSWER_BOUND, "round {round}: {reply:?}");
+                    let mut longest = longest.lock().unwrap();
+                    *longest = (*longest).max(reply.took);
+                    drop(longest);
                     match acknowledged_or_refused(&reply) {
                         Some(id) => acked.lock().unwrap().push(id),
                         None => return,
@@ -429,22 +437,35 @@ fn full_disk_round(round: usize) -> bool {
     while acked.lock().unwrap().len() < 50 {
         std::thread::sleep(Duration::from_millis(5));
     }
-    fill(tmpfs.path());
+    // A reader all along: Describe and /metrics answer in time throughout.
+    let first = acked.lock().unwrap()[0].clone();
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let (base, writing) = (app.base.clone(), Arc::clone(&writing));
+        std::thread::spawn(move || {
+            let describe = format!("/clusters/c1/pod-identity-associations/{first}");
+            let mut reads = 0;
+            while writing.load(std::sync::atomic::Ordering::SeqCst) || reads < 2 {
+                for path in [&describe[..], "/metrics"] {
+                    let read = call(&base, "GET", path, None).unwrap();
+                    assert_eq!(read.status, 200, "round {round}: {path}: {read:?}");
+                    assert!(read.took < ANSWER_BOUND, "round {round}: {path}: {read:?}");
+                }
+                reads += 1;
+            }
+        })
+    };
+    // Odd rounds leave the last 256 KiB for the writers to fill.
+    fill(tmpfs.path(), if round % 2 == 1 { 256 << 10 } else { 0 });
     for writer in writers {
         writer.join().expect("a writer thread failed");
     }
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    reader.join().expect("the reader thread failed");
     let acknowledged = acked.lock().unwrap().clone();
     assert_not_ready(&app.base);
     assert_failure_counted(&app.base, None);
-    let described = call(
-        &app.base,
-        "GET",
-        &format!("/clusters/c1/pod-identity-associations/{}", acknowledged[0]),
-        None,
-    )
-    .unwrap();
-    assert!(described.took < ANSWER_BOUND, "{described:?}");
-    assert_stops_naming_the_cause(&mut app);
+    let stopped_in = assert_stops_naming_the_cause(&mut app);
 
     // Still full: the server refuses to start, saying why.
     let line = refused_start(&data_dir, None);
@@ -466,8 +487,10 @@ fn full_disk_round(round: usize) -> bool {
         .find(|l| l.contains("storage failure ("))
         .unwrap_or("(none logged)");
     eprintln!(
-        "round {round}: {} writes acknowledged before the disk filled, all there; {failure}",
-        acknowledged.len()
+        "round {round}: {} writes acknowledged before the disk filled, all there; longest \
+         write answer {:?}; stopped {stopped_in:?} after SIGTERM; {failure}",
+        acknowledged.len(),
+        longest.lock().unwrap()
     );
     true
 }
