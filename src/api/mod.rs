@@ -335,8 +335,8 @@ async fn handle(
 fn not_ready(failure: &str) -> String {
     format!(
         "not ready: the store cannot write: {failure}. It takes no writes until the server is \
-         restarted (after a failed write, flush or fsync the storage engine's state is unknown); \
-         every write acknowledged before is on disk, reads are still served. Free space or \
+         restarted (after a storage failure, what the storage engine holds on disk is unknown); \
+         every write acknowledged before is on disk, and reads are still served. Free space or \
          repair the disk, then restart the server.\n"
     )
 }

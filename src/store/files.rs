@@ -107,6 +107,12 @@ pub(super) fn injected_error() -> io::Error {
     io::Error::from_raw_os_error(28)
 }
 
+/// The error the read fail point injects: the disk could not be read.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub(super) fn injected_read_error() -> io::Error {
+    io::Error::from_raw_os_error(5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,10 +267,11 @@ impl Store {
         result: Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         if let Err(e) = &result {
-            if is_storage_failure(e) {
+            if let (true, StoreError::Engine(cause)) = (is_storage_failure(e), e) {
+                let cause = error::engine_cause(cause);
                 self.inner
                     .commit
-                    .fail(kind, &format!("{} failed: {}", kind_action(kind), e));
+                    .fail(kind, &format!("{} failed: {cause}", kind_action(kind)));
             }
         }
         result
@@ -346,6 +347,12 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
+        fail::fail_point!("store::read", |_| self.observe(
+            FailureKind::Read,
+            Err(StoreError::Engine(sled::Error::Io(
+                files::injected_read_error()
+            )))
+        ));
         if self.inner.commit.writes_in_flight() {
             return self.read(f).await;
         }

@@ -273,6 +273,41 @@ fn a_failed_witness_write_stops_the_writes_and_loses_nothing_acknowledged() {
     fail_at("store::witness", "return", "witness", |_| {});
 }
 
+#[test]
+fn a_failed_read_stops_the_writes_and_the_reads_go_on() {
+    let mut app = TestApp::spawn();
+    app.given_cluster("c1");
+    let reply = create(&app.base, "before").unwrap();
+    let id = acknowledged_or_refused(&reply).expect("acknowledged");
+    let describe = format!("/clusters/c1/pod-identity-associations/{id}");
+    arm(&app, "store::read", "1*return");
+
+    let failed = call(&app.base, "GET", &describe, None).unwrap();
+    assert_eq!(failed.status, 500, "{failed:?}");
+    assert_eq!(failed.error_type.as_deref(), Some("ServerException"));
+    let ready = call(&app.base, "GET", "/readyz", None).unwrap();
+    let text = ready.body.as_str().unwrap_or_default();
+    assert_eq!(ready.status, 503, "{text}");
+    assert!(
+        text.contains("reading the store failed: Input/output error"),
+        "{text}"
+    );
+    assert_failure_counted(&app.base, Some("read"));
+    // The read after it is served; the writes are refused.
+    assert_eq!(call(&app.base, "GET", &describe, None).unwrap().status, 200);
+    let refused = create(&app.base, "after").unwrap();
+    assert_eq!(refused.status, 500, "{refused:?}");
+    acknowledged_or_refused(&refused);
+
+    let status = app.terminate_within(STOP_BOUND).expect("stopped in time");
+    assert!(!status.success());
+    let log = std::fs::read_to_string(&app.log).unwrap_or_default();
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.contains("Input/output error"), "{last}");
+    app.start();
+    assert_all_there(&app.base, &[id]);
+}
+
 /// The last line of a refused start.
 #[track_caller]
 fn refused_start(data_dir: &Path, failpoints: Option<&str>) -> String {
