@@ -378,12 +378,14 @@ impl Store {
         self.observe(FailureKind::Read, result)
     }
 
-    /// A failed store queues no write: none could be acknowledged.
-    fn refuse_when_failed(&self) -> Result<(), StoreError> {
-        match self.failure() {
-            Some(failure) => Err(StoreError::Unwritable(failure)),
-            None => Ok(()),
+    /// Counts a write about to be queued at the writer thread, and the
+    /// store for its job; refused on a failed store, which queues no write
+    /// (none could be acknowledged).
+    fn queue_write(&self) -> Result<(Arc<Inner>, commit::QueuedWrite), StoreError> {
+        if let Some(failure) = self.failure() {
+            return Err(StoreError::Unwritable(failure));
         }
+        Ok((Arc::clone(&self.inner), self.inner.commit.queue_write()))
     }
 
     /// Runs a write alone on the writer thread (it scans, or takes several
@@ -394,9 +396,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Inner, &Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.refuse_when_failed()?;
-        let inner = Arc::clone(&self.inner);
-        let queued = self.inner.commit.queue_write();
+        let (inner, queued) = self.queue_write()?;
         let value = self
             .inner
             .writer
@@ -414,9 +414,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Inner, &Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.refuse_when_failed()?;
-        let inner = Arc::clone(&self.inner);
-        let queued = self.inner.commit.queue_write();
+        let (inner, queued) = self.queue_write()?;
         self.inner
             .writer
             .run_blocking(queued, move |writing| f(&inner, writing))
@@ -431,9 +429,7 @@ impl Store {
         T: Send + 'static,
         F: Fn(&Inner, &Tx<'_>) -> TxResult<T> + Send + 'static,
     {
-        self.refuse_when_failed()?;
-        let inner = Arc::clone(&self.inner);
-        let queued = self.inner.commit.queue_write();
+        let (inner, queued) = self.queue_write()?;
         let value = self
             .inner
             .writer

@@ -107,14 +107,14 @@ fn arm(app: &TestApp, name: &str, actions: &str) {
     assert_eq!(armed.status(), 200);
 }
 
-/// `/readyz` after a failure: 503 with the cause and what to do.
+/// `/readyz` after a failure: 503 with the `cause` and what to do.
 #[track_caller]
-fn assert_not_ready(base: &str) {
+fn assert_not_ready(base: &str, cause: &str) {
     let ready = call(base, "GET", "/readyz", None).expect("/readyz answers");
     let text = ready.body.as_str().unwrap_or_default().to_owned();
     assert_eq!(ready.status, 503, "{text}");
     assert!(text.contains("the store cannot write"), "{text}");
-    assert!(text.contains(NO_SPACE), "{text}");
+    assert!(text.contains(cause), "{text}");
     assert!(text.contains("restart"), "{text}");
 }
 
@@ -138,10 +138,9 @@ fn assert_failure_counted(base: &str, kind: Option<&str>) {
 }
 
 /// SIGTERM stops the failed server in time, exiting non-zero with a last
-/// line that names the cause.
-/// Returns how long the stop took.
+/// line that names the `cause`. Returns how long the stop took.
 #[track_caller]
-fn assert_stops_naming_the_cause(app: &mut TestApp) -> Duration {
+fn assert_stops_naming_the_cause(app: &mut TestApp, cause: &str) -> Duration {
     let started = Instant::now();
     let status = app
         .terminate_within(STOP_BOUND)
@@ -151,7 +150,7 @@ fn assert_stops_naming_the_cause(app: &mut TestApp) -> Duration {
     let last = log.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("pod-identity-store: stopped after a storage failure")
-            && last.contains(NO_SPACE),
+            && last.contains(cause),
         "last line: {last} (after {:?})",
         started.elapsed()
     );
@@ -173,6 +172,48 @@ fn assert_all_there(base: &str, acknowledged: &[String]) {
     }
 }
 
+/// What 8 concurrent writers saw: the writes acknowledged, and the longest
+/// answer of any write.
+#[derive(Default)]
+struct Writes {
+    acknowledged: Vec<String>,
+    longest: Duration,
+}
+
+/// Starts 8 writers creating associations in `c1` (service accounts
+/// `{label}-w{n}-{i}`), each until the store refuses one of its writes;
+/// every answer must come within `ANSWER_BOUND`, and the store must fail
+/// within `within`.
+fn start_writers(
+    base: &str,
+    label: &str,
+    within: Duration,
+    writes: &Arc<Mutex<Writes>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let deadline = Instant::now() + within;
+    (0..8)
+        .map(|w| {
+            let (base, writes) = (base.to_owned(), Arc::clone(writes));
+            let label = format!("{label}-w{w}");
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    assert!(Instant::now() < deadline, "{label}: the store never failed");
+                    let reply = create(&base, &format!("{label}-{i}"))
+                        .unwrap_or_else(|e| panic!("{label}: {e}"));
+                    assert!(reply.took < ANSWER_BOUND, "{label}: {reply:?}");
+                    let acknowledged = acknowledged_or_refused(&reply);
+                    let mut writes = writes.lock().unwrap();
+                    writes.longest = writes.longest.max(reply.took);
+                    match acknowledged {
+                        Some(id) => writes.acknowledged.push(id),
+                        None => return,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 /// The course of a fail-point test: writes acknowledged, `point` armed
 /// with `actions`, 8 writers in flight until the store fails, then the
 /// behaviour after the failure, a stop and a restart without the fail point.
@@ -189,38 +230,25 @@ fn fail_at(point: &str, actions: &str, kind: &str, before_arming: impl FnOnce(&P
     before_arming(&app.data_dir);
     arm(&app, point, actions);
 
-    // 8 writers until each has met the failure (bounded: the witness is
+    // Until each writer has met the failure (bounded: the witness is
     // written at most once a second).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let writers: Vec<_> = (0..8)
-        .map(|w| {
-            let base = app.base.clone();
-            let acked = Arc::clone(&acked);
-            std::thread::spawn(move || {
-                for i in 0.. {
-                    assert!(Instant::now() < deadline, "the store never failed");
-                    let reply = create(&base, &format!("w{w}-{i}")).unwrap();
-                    assert!(reply.took < ANSWER_BOUND, "{reply:?}");
-                    match acknowledged_or_refused(&reply) {
-                        Some(id) => acked.lock().unwrap().push(id),
-                        None => return,
-                    }
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
+    let writes = Arc::new(Mutex::new(Writes::default()));
+    for writer in start_writers(
+        &app.base,
+        &point.replace("::", "-").replace('_', "-"),
+        Duration::from_secs(20),
+        &writes,
+    ) {
         writer.join().expect("a writer thread failed");
     }
-    acknowledged.extend(acked.lock().unwrap().drain(..));
+    acknowledged.append(&mut writes.lock().unwrap().acknowledged);
 
     // Failed for good: another write is refused at once.
     let refused = create(&app.base, "after").unwrap();
     assert_eq!(refused.status, 500, "{refused:?}");
     acknowledged_or_refused(&refused);
     assert!(refused.message().contains(NO_SPACE), "{refused:?}");
-    assert_not_ready(&app.base);
+    assert_not_ready(&app.base, NO_SPACE);
     assert_failure_counted(&app.base, Some(kind));
     // Reads go on.
     let listed = call(
@@ -233,7 +261,7 @@ fn fail_at(point: &str, actions: &str, kind: &str, before_arming: impl FnOnce(&P
     assert_eq!(listed.status, 200, "{listed:?}");
     assert_all_there(&app.base, &acknowledged[..1]);
 
-    assert_stops_naming_the_cause(&mut app);
+    assert_stops_naming_the_cause(&mut app, NO_SPACE);
     app.start();
     assert_all_there(&app.base, &acknowledged);
     let ready = call(&app.base, "GET", "/readyz", None).unwrap();
@@ -285,13 +313,8 @@ fn a_failed_read_stops_the_writes_and_the_reads_go_on() {
     let failed = call(&app.base, "GET", &describe, None).unwrap();
     assert_eq!(failed.status, 500, "{failed:?}");
     assert_eq!(failed.error_type.as_deref(), Some("ServerException"));
-    let ready = call(&app.base, "GET", "/readyz", None).unwrap();
-    let text = ready.body.as_str().unwrap_or_default();
-    assert_eq!(ready.status, 503, "{text}");
-    assert!(
-        text.contains("reading the store failed: Input/output error"),
-        "{text}"
-    );
+    let cause = "reading the store failed: Input/output error";
+    assert_not_ready(&app.base, cause);
     assert_failure_counted(&app.base, Some("read"));
     // The read after it is served; the writes are refused.
     assert_eq!(call(&app.base, "GET", &describe, None).unwrap().status, 200);
@@ -299,11 +322,7 @@ fn a_failed_read_stops_the_writes_and_the_reads_go_on() {
     assert_eq!(refused.status, 500, "{refused:?}");
     acknowledged_or_refused(&refused);
 
-    let status = app.terminate_within(STOP_BOUND).expect("stopped in time");
-    assert!(!status.success());
-    let log = std::fs::read_to_string(&app.log).unwrap_or_default();
-    let last = log.lines().last().unwrap_or_default();
-    assert!(last.contains("Input/output error"), "{last}");
+    assert_stops_naming_the_cause(&mut app, cause);
     app.start();
     assert_all_there(&app.base, &[id]);
 }
@@ -442,52 +461,47 @@ fn full_disk_round(round: usize) -> bool {
     app.start();
     app.given_cluster("c1");
 
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let longest = Arc::new(Mutex::new(Duration::ZERO));
-    let stop_at = Instant::now() + Duration::from_secs(60);
-    let writers: Vec<_> = (0..8)
-        .map(|w| {
-            let base = app.base.clone();
-            let acked = Arc::clone(&acked);
-            let longest = Arc::clone(&longest);
-            std::thread::spawn(move || {
-                // Until the store refuses a write after the disk filled.
-                for i in 0.. {
-                    assert!(Instant::now() < stop_at, "the store never failed");
-                    let reply = create(&base, &format!("r{round}-w{w}-{i}"))
-                        .unwrap_or_else(|e| panic!("round {round}: {e}"));
-                    assert!(reply.took < ANSWER_BOUND, "round {round}: {reply:?}");
-                    let mut longest = longest.lock().unwrap();
-                    *longest = (*longest).max(reply.took);
-                    drop(longest);
-                    match acknowledged_or_refused(&reply) {
-                        Some(id) => acked.lock().unwrap().push(id),
-                        None => return,
-                    }
-                }
-            })
-        })
-        .collect();
+    let writes = Arc::new(Mutex::new(Writes::default()));
+    let label = format!("round{round}");
+    let writers = start_writers(&app.base, &label, Duration::from_secs(60), &writes);
     // Let the writers get going, then fill the disk under them.
-    while acked.lock().unwrap().len() < 50 {
+    while writes.lock().unwrap().acknowledged.len() < 50 {
         std::thread::sleep(Duration::from_millis(5));
     }
     // A reader all along: Describe and /metrics answer in time throughout.
-    let first = acked.lock().unwrap()[0].clone();
+    // /metrics always succeeds; a Describe does where sled can still serve
+    // it (a read that needs sled's log, once it failed, fails too).
+    let first = writes.lock().unwrap().acknowledged[0].clone();
     let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let reader = {
         let (base, writing) = (app.base.clone(), Arc::clone(&writing));
         std::thread::spawn(move || {
             let describe = format!("/clusters/c1/pod-identity-associations/{first}");
-            let mut reads = 0;
-            while writing.load(std::sync::atomic::Ordering::SeqCst) || reads < 2 {
-                for path in [&describe[..], "/metrics"] {
-                    let read = call(&base, "GET", path, None).unwrap();
-                    assert_eq!(read.status, 200, "round {round}: {path}: {read:?}");
-                    assert!(read.took < ANSWER_BOUND, "round {round}: {path}: {read:?}");
+            let (mut served, mut failed, mut after, mut served_after) = (0, 0, 0, 0);
+            // On after the writers met the failure, for 10 rounds of reads.
+            while after < 10 {
+                if !writing.load(std::sync::atomic::Ordering::SeqCst) {
+                    after += 1;
                 }
-                reads += 1;
+                let read = call(&base, "GET", &describe, None).unwrap();
+                assert!(read.took < ANSWER_BOUND, "round {round}: {read:?}");
+                match (read.status, read.error_type.as_deref()) {
+                    (200, _) => {
+                        served += 1;
+                        served_after += usize::from(after > 0);
+                    }
+                    (500, Some("ServerException")) => failed += 1,
+                    _ => panic!("round {round}: Describe answered {read:?}"),
+                }
+                let metrics = call(&base, "GET", "/metrics", None).unwrap();
+                assert_eq!(metrics.status, 200, "round {round}: {metrics:?}");
+                assert!(metrics.took < ANSWER_BOUND, "round {round}: {metrics:?}");
             }
+            assert!(
+                served_after > 0,
+                "round {round}: no read served after the failure"
+            );
+            (served, failed)
         })
     };
     // Odd rounds leave the last 256 KiB for the writers to fill.
@@ -496,11 +510,14 @@ fn full_disk_round(round: usize) -> bool {
         writer.join().expect("a writer thread failed");
     }
     writing.store(false, std::sync::atomic::Ordering::SeqCst);
-    reader.join().expect("the reader thread failed");
-    let acknowledged = acked.lock().unwrap().clone();
-    assert_not_ready(&app.base);
+    let (served, failed) = reader.join().expect("the reader thread failed");
+    let Writes {
+        acknowledged,
+        longest,
+    } = std::mem::take(&mut *writes.lock().unwrap());
+    assert_not_ready(&app.base, NO_SPACE);
     assert_failure_counted(&app.base, None);
-    let stopped_in = assert_stops_naming_the_cause(&mut app);
+    let stopped_in = assert_stops_naming_the_cause(&mut app, NO_SPACE);
 
     // Still full: the server refuses to start, saying why.
     let line = refused_start(&data_dir, None);
@@ -523,9 +540,10 @@ fn full_disk_round(round: usize) -> bool {
         .unwrap_or("(none logged)");
     eprintln!(
         "round {round}: {} writes acknowledged before the disk filled, all there; longest \
-         write answer {:?}; stopped {stopped_in:?} after SIGTERM; {failure}",
+         write answer {:?}; Describe served {served}, failed {failed}; stopped \
+         {stopped_in:?} after SIGTERM; {failure}",
         acknowledged.len(),
-        longest.lock().unwrap()
+        longest
     );
     true
 }
