@@ -243,12 +243,12 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Rejected(domain) => domain.into(),
-            StoreError::Unwritable(failure) => ApiError::new(
+            // The cause is logged once, when the store failed, and `/readyz` shows it.
+            StoreError::Unwritable(_) => ApiError::new(
                 ErrorType::ServerException,
-                format!(
-                    "The store cannot write ({failure}); nothing was acknowledged. It takes no \
-                     writes until the server is restarted; reads are still served."
-                ),
+                "The store cannot write: a storage failure stopped its writes (GET /readyz says \
+                 which); nothing was acknowledged. It takes no writes until the server is \
+                 restarted; reads are still served.",
             ),
             other => {
                 // Opaque to the client, complete in the log: the whole source chain, once.

@@ -23,6 +23,10 @@
 //! - sled 0.34 has no snapshots and its iterators see writes made while they
 //!   run, so a consistent copy of several trees (the export) stops every
 //!   write transaction for as long as it copies them (`Inner::writers`).
+//! - The first storage failure stops every write until the server restarts
+//!   (`GroupCommit::fail`): a full disk does not recover when space comes
+//!   back. A flush that sled never finishes, without an error, is not
+//!   noticed: its writers wait for it.
 
 mod associations;
 mod check;
