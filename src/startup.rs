@@ -296,6 +296,8 @@ impl Sweeper {
             let mut cursor = SweepCursor::default();
             loop {
                 let (swept, reply) = match ticks.recv_timeout(every) {
+                    // A failed store removes nothing; `/readyz` already says why.
+                    Err(mpsc::RecvTimeoutError::Timeout) if !store.is_writable() => continue,
                     Err(mpsc::RecvTimeoutError::Timeout) => (
                         store.sweep_expired_tokens(clock.now(), &mut cursor, every / 4),
                         None,
