@@ -38,6 +38,27 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<&str>().copied())
 }
 
+/// Joins `thread`, unless `give_up` (asked every few milliseconds) says to
+/// stop waiting: a thread held up inside a failing storage engine must not
+/// hold up a shutdown. `Some(true)`: it ended; `Some(false)`: it panicked;
+/// `None`: given up, the thread goes on alone.
+pub fn join_or_give_up(
+    thread: std::thread::JoinHandle<()>,
+    give_up: impl Fn() -> bool,
+) -> Option<bool> {
+    while !thread.is_finished() {
+        if give_up() {
+            log::warn!(
+                "thread {} did not end; stopping without it",
+                thread.thread().name().unwrap_or("(unnamed)")
+            );
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Some(thread.join().is_ok())
+}
+
 thread_local! {
     /// Set while a panic is caught and reported as an error.
     static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };

@@ -36,6 +36,12 @@ pub enum StartupError {
     Security(String),
     #[error("invalid setting faults.{0}")]
     Faults(#[from] crate::faults::RuleError),
+    /// Stopped (on a signal) after the store had failed.
+    #[error(
+        "stopped after a storage failure: {0}; every write acknowledged before it is on disk. \
+         Free space or repair the disk, then start the server again"
+    )]
+    StoppedAfterFailure(Arc<str>),
 }
 
 pub struct Application {
@@ -198,9 +204,14 @@ impl Application {
             }
         });
         let served = self.server.await.map_err(StartupError::Server);
-        self.sweeper.stop();
-        self.store.close()?;
-        log::info!("store closed");
+        self.sweeper.stop(&self.store);
+        match self.store.close() {
+            Ok(()) => log::info!("store closed"),
+            Err(StoreError::Unwritable(failure)) => {
+                return Err(StartupError::StoppedAfterFailure(failure))
+            }
+            Err(e) => return Err(e.into()),
+        }
         served
     }
 }
@@ -304,6 +315,8 @@ impl Sweeper {
             let mut cursor = SweepCursor::default();
             loop {
                 let (swept, reply) = match ticks.recv_timeout(every) {
+                    // A failed store removes nothing; `/readyz` already says why.
+                    Err(mpsc::RecvTimeoutError::Timeout) if !store.is_writable() => continue,
                     Err(mpsc::RecvTimeoutError::Timeout) => (
                         store.sweep_expired_tokens(clock.now(), &mut cursor, every / 4),
                         None,
@@ -340,8 +353,13 @@ impl Sweeper {
         Sweeper { nudge, thread }
     }
 
-    fn stop(self) {
+    /// Ends the sweep; on a failed `store`, without waiting for a sweep
+    /// held up inside sled by the failing disk.
+    fn stop(self, store: &Store) {
         let _ = self.nudge.send(Tick::Stop);
-        let _ = self.thread.join();
+        let started = std::time::Instant::now();
+        crate::failure::join_or_give_up(self.thread, || {
+            !store.is_writable() && started.elapsed() >= Duration::from_secs(1)
+        });
     }
 }

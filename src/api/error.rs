@@ -283,6 +283,13 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Rejected(domain) => domain.into(),
+            // The cause is logged once, when the store failed, and `/readyz` shows it.
+            StoreError::Unwritable(_) => ApiError::new(
+                ErrorType::ServerException,
+                "The store cannot write: a storage failure stopped its writes (GET /readyz says \
+                 which); nothing was acknowledged. It takes no writes until the server is \
+                 restarted; reads are still served.",
+            ),
             other => {
                 // Opaque to the client, complete in the log: the whole source chain, once.
                 log::error!("internal error: {}", crate::failure::chain(&other));

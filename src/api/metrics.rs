@@ -176,9 +176,23 @@ impl Metrics {
                 store.tokens,
             ),
         ];
-        for (name, help, value) in gauges {
+        // Left out, rather than shown as 0, when the store could not read them.
+        for (name, help, value) in gauges.into_iter().filter(|_| store.contents_read) {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        header(
+            &mut out,
+            "pod_identity_store_storage_failures_total",
+            "counter",
+            "Storage failures met, by kind (transaction, flush, fsync, witness, sweep, read); \
+             the first one stops the writes until the server restarts (/readyz says why).",
+        );
+        for (kind, count) in &store.storage_failures {
+            let _ = writeln!(
+                out,
+                "pod_identity_store_storage_failures_total{{kind=\"{kind}\"}} {count}"
+            );
         }
         header(
             &mut out,

@@ -145,10 +145,37 @@ pub fn configure(
     max_body_bytes: usize,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
+        #[cfg(feature = "failpoints")]
+        cfg.route("/admin/v1/failpoints/{name}", web::put().to(set_fail_point))
+            .route(
+                "/admin/v1/failpoints/{name}",
+                web::delete().to(remove_fail_point),
+            );
         cfg.app_data(state)
             .app_data(web::PayloadConfig::new(max_body_bytes))
             .default_service(web::to(dispatch));
     }
+}
+
+/// `PUT /admin/v1/failpoints/{name}` with the fail crate's actions as the
+/// body (`return`, `2*off->return`, …): arms a fail point of the store.
+/// Only in a build with the `failpoints` feature (the tests'), unsigned.
+#[cfg(feature = "failpoints")]
+async fn set_fail_point(name: web::Path<String>, actions: String) -> HttpResponse {
+    match fail::cfg(name.as_str(), actions.trim()) {
+        Ok(()) => {
+            log::warn!("fail point {name} armed: {}", actions.trim());
+            text(StatusCode::OK, "armed\n".into())
+        }
+        Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    }
+}
+
+/// `DELETE /admin/v1/failpoints/{name}`: disarms it.
+#[cfg(feature = "failpoints")]
+async fn remove_fail_point(name: web::Path<String>) -> HttpResponse {
+    fail::remove(name.as_str());
+    text(StatusCode::OK, "removed\n".into())
 }
 
 fn text(status: StatusCode, body: String) -> HttpResponse {
@@ -300,13 +327,12 @@ async fn handle(
             associations::delete(state, &cluster, &id).await
         }
         Endpoint::Health => Ok(text(StatusCode::OK, "ok\n".into())),
-        Endpoint::Ready if state.store.is_writable() => Ok(text(StatusCode::OK, "ready\n".into())),
-        Endpoint::Ready => Ok(text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the store can no longer make writes durable; restart the server\n".into(),
-        )),
+        Endpoint::Ready => Ok(match state.store.failure() {
+            None => text(StatusCode::OK, "ready\n".into()),
+            Some(failure) => text(StatusCode::SERVICE_UNAVAILABLE, not_ready(&failure)),
+        }),
         Endpoint::Metrics => {
-            let stats = state.store.stats().await?;
+            let stats = state.store.stats().await;
             let page = state.metrics.render(&stats) + &state.faults.render_metrics();
             Ok(text(StatusCode::OK, page))
         }
@@ -336,6 +362,16 @@ async fn handle(
             eks_auth::describe_credentials(state, &access_key_id).await
         }
     }
+}
+
+/// `/readyz`'s answer once the store failed: the cause, and what to do.
+fn not_ready(failure: &str) -> String {
+    format!(
+        "not ready: the store cannot write: {failure}. It takes no writes until the server is \
+         restarted (after a storage failure, what the storage engine holds on disk is unknown); \
+         every write acknowledged before is on disk, and reads are still served. Free space or \
+         repair the disk, then restart the server.\n"
+    )
 }
 
 #[cfg(test)]

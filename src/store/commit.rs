@@ -34,10 +34,52 @@ use super::StoreError;
 struct Durable {
     /// Every write numbered up to this one is on disk.
     upto: u64,
-    /// Set once a flush or fsync failed; from then on nothing is acknowledged
-    /// (after a failed fsync the kernel may have dropped the dirty pages, so
-    /// retrying could report success for data that is gone).
+    /// The first storage failure (`GroupCommit::fail`); from then on nothing
+    /// is acknowledged (after a failed fsync the kernel may have dropped the
+    /// dirty pages, so retrying could report success for data that is gone).
     failure: Option<Arc<str>>,
+    /// The store was closed: later writes are never flushed.
+    closed: bool,
+}
+
+/// Where a storage failure happened, for `/metrics`
+/// (`pod_identity_store_storage_failures_total{kind=...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A write transaction's commit.
+    Transaction,
+    /// sled's flush of its log.
+    Flush,
+    /// The fsync of `db` or of a blob file.
+    Fsync,
+    /// The witness file (`files::WITNESS_FILE`).
+    Witness,
+    /// The token sweep's reads.
+    Sweep,
+    /// A read for a request.
+    Read,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 6] = [
+        FailureKind::Transaction,
+        FailureKind::Flush,
+        FailureKind::Fsync,
+        FailureKind::Witness,
+        FailureKind::Sweep,
+        FailureKind::Read,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Transaction => "transaction",
+            FailureKind::Flush => "flush",
+            FailureKind::Fsync => "fsync",
+            FailureKind::Witness => "witness",
+            FailureKind::Sweep => "sweep",
+            FailureKind::Read => "read",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -64,6 +106,20 @@ const GATHER_WINDOW: Duration = Duration::from_millis(1);
 /// that everything up to `target` is durable (tested against the fsync lines).
 fn log_acknowledgement(target: u64) {
     log::trace!(target: "pod_identity_store::durability", "acknowledging writes up to {target}");
+}
+
+/// The error of a write made after the store was closed.
+fn closed() -> StoreError {
+    StoreError::Internal("the store is closed".into())
+}
+
+/// Stores the write count the flush covers, then flushes sled's log.
+fn flush(db: &sled::Db, meta: &sled::Tree, commit_seq: u64) -> sled::Result<()> {
+    fail::fail_point!("store::flush", |_| Err(sled::Error::Io(
+        super::files::injected_error()
+    )));
+    meta.insert(keys::META_COMMIT_SEQ, &commit_seq.to_be_bytes())?;
+    db.flush().map(drop)
 }
 
 /// A job that will queue writes (`GroupCommit::writes_coming`).
@@ -104,6 +160,8 @@ pub struct GroupCommit {
     requests: Mutex<Requests>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
+    /// Storage failures met, by `FailureKind` (in the order of `FailureKind::ALL`).
+    failures: [AtomicU64; FailureKind::ALL.len()],
     pub stats: CommitStats,
 }
 
@@ -125,6 +183,7 @@ impl GroupCommit {
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
             durable: watch::Sender::new(Durable::default()),
+            failures: Default::default(),
             stats: CommitStats::default(),
         });
         let flusher = Arc::clone(&commit);
@@ -156,7 +215,10 @@ impl GroupCommit {
         {
             let now = state.borrow();
             if let Some(failure) = &now.failure {
-                return Err(StoreError::Durability(failure.to_string()));
+                return Err(StoreError::Unwritable(Arc::clone(failure)));
+            }
+            if now.closed {
+                return Err(closed());
             }
             if now.upto >= target {
                 log_acknowledgement(target);
@@ -171,18 +233,79 @@ impl GroupCommit {
             }
         }
         let state = state
-            .wait_for(|d| d.upto >= target || d.failure.is_some())
+            .wait_for(|d| d.upto >= target || d.failure.is_some() || d.closed)
             .await
-            .map_err(|_| StoreError::Durability("the store is closing".into()))?;
-        match &state.failure {
-            Some(failure) if state.upto < target => {
-                Err(StoreError::Durability(failure.to_string()))
-            }
-            _ => {
-                log_acknowledgement(target);
-                Ok(())
-            }
+            .map_err(|_| closed())?;
+        if state.upto >= target {
+            log_acknowledgement(target);
+            return Ok(());
         }
+        match &state.failure {
+            Some(failure) => Err(StoreError::Unwritable(Arc::clone(failure))),
+            None => Err(closed()),
+        }
+    }
+
+    /// Moves the store to its failed state, once and for good: `cause` (the
+    /// first one) is what `/readyz` and every refused write say from now on.
+    /// Wakes every writer waiting for a flush, counts the failure by `kind`,
+    /// and returns the failure that stands (an earlier one, if any).
+    ///
+    /// Sticky until the server restarts: after a failed flush or fsync,
+    /// what sled holds in memory and what reached the disk may differ, and
+    /// sled 0.34 offers no way to find out which, so no later flush could be
+    /// trusted to cover the writes before it.
+    pub fn fail(&self, kind: FailureKind, cause: &str) -> Arc<str> {
+        let index = FailureKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("every kind is listed");
+        self.failures[index].fetch_add(1, Ordering::Relaxed);
+        let mut first = false;
+        self.durable.send_modify(|d| {
+            if d.failure.is_none() {
+                d.failure = Some(cause.into());
+                first = true;
+            }
+        });
+        if first {
+            log::error!(
+                "storage failure ({}): {cause}; the store accepts no writes until the server is \
+                 restarted (every write acknowledged before is on disk)",
+                kind.name()
+            );
+        } else {
+            log::warn!("another storage failure ({}): {cause}", kind.name());
+        }
+        self.failure().expect("just set")
+    }
+
+    /// The failure that stopped the writes, if one did.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.durable.borrow().failure.clone()
+    }
+
+    /// Resolves once the store has failed (`fail`); never, while it is healthy.
+    pub async fn failed(&self) -> Arc<str> {
+        let mut state = self.durable.subscribe();
+        let failure = match state.wait_for(|d| d.failure.is_some()).await {
+            Ok(d) => d.failure.clone(),
+            Err(_) => None,
+        };
+        match failure {
+            Some(failure) => failure,
+            // The sender lives as long as `self`.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Storage failures met so far, by kind.
+    pub fn failures(&self) -> Vec<(&'static str, u64)> {
+        FailureKind::ALL
+            .iter()
+            .zip(&self.failures)
+            .map(|(kind, count)| (kind.name(), count.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Resolves once a flush that *started after this call* has finished.
@@ -236,7 +359,7 @@ impl GroupCommit {
         self.queued.load(Ordering::SeqCst)
     }
 
-    /// Whether writes can still be made durable (no flush or fsync failed).
+    /// Whether writes can still be made durable (no storage failure yet).
     pub fn is_healthy(&self) -> bool {
         self.durable.borrow().failure.is_none()
     }
@@ -294,13 +417,26 @@ impl GroupCommit {
             let previous = self.durable.borrow().upto;
             let started = Instant::now();
             self.flushing.store(true, Ordering::SeqCst);
-            let flushed = meta
-                .insert(keys::META_COMMIT_SEQ, &commit_seq.to_be_bytes())
-                .and_then(|_| db.flush());
+            let flushed = flush(db, meta, commit_seq);
             self.flushing.store(false, Ordering::SeqCst);
             let result = flushed
-                .map(drop)
-                .and_then(|()| files.sync().map_err(sled::Error::from));
+                .map_err(|e| {
+                    (
+                        FailureKind::Flush,
+                        format!(
+                            "flushing the store failed: {}",
+                            super::error::engine_cause(&e)
+                        ),
+                    )
+                })
+                .and_then(|()| {
+                    files.sync().map_err(|e| {
+                        (
+                            FailureKind::Fsync,
+                            format!("fsyncing the store's files failed: {e}"),
+                        )
+                    })
+                });
             match result {
                 Ok(()) => {
                     self.stats.flushes.fetch_add(1, Ordering::Relaxed);
@@ -321,27 +457,23 @@ impl GroupCommit {
                     if witnessed.elapsed() >= Duration::from_secs(1) {
                         witnessed = Instant::now();
                         if let Err(e) = write_witness(&files.dir, commit_seq) {
-                            log::warn!("could not record the durable write count: {e}");
+                            self.fail(
+                                FailureKind::Witness,
+                                &format!("writing the durable write count failed: {e}"),
+                            );
+                            return;
                         }
                     }
                 }
-                Err(e) => {
-                    log::error!(
-                        "flushing the store failed, no further write will be acknowledged: {e}"
-                    );
-                    self.durable.send_modify(|d| {
-                        d.failure = Some(format!("flushing the store failed: {e}").into())
-                    });
+                Err((kind, cause)) => {
+                    self.fail(kind, &cause);
                     return;
                 }
             }
             if stop {
                 // Writes made after the stop are never flushed: their writers
                 // hear so instead of waiting for ever.
-                self.durable.send_modify(|d| {
-                    d.failure
-                        .get_or_insert_with(|| "the store is closed".into());
-                });
+                self.durable.send_modify(|d| d.closed = true);
                 return;
             }
         }

@@ -83,9 +83,10 @@ pub enum StoreError {
     #[error("the storage engine failed: {}", engine_cause(.0))]
     Engine(sled::Error),
 
-    /// A flush or fsync failed; the write may not be on disk.
-    #[error("the write could not be made durable: {0}")]
-    Durability(String),
+    /// The store has failed (`GroupCommit::fail`) and takes no more writes
+    /// until the server restarts; the write was not acknowledged.
+    #[error("the store cannot write: {0}")]
+    Unwritable(std::sync::Arc<str>),
 
     #[error("internal store error: {0}")]
     Internal(String),
@@ -100,11 +101,38 @@ impl From<sled::Error> for StoreError {
 /// sled's error as a person should read it: its I/O errors in the OS's
 /// words ("No space left on device (os error 28)") rather than sled's
 /// `IO error: Os { code: 28, … }` debug form.
-fn engine_cause(error: &sled::Error) -> String {
+pub(super) fn engine_cause(error: &sled::Error) -> String {
     match error {
-        sled::Error::Io(io) => io.to_string(),
+        sled::Error::Io(io) => match copied_os_code(io) {
+            Some(code) => io::Error::from_raw_os_error(code).to_string(),
+            None => io.to_string(),
+        },
         other => other.to_string(),
     }
+}
+
+/// An I/O error from sled, in the OS's words (see `copied_os_code`).
+pub(super) fn readable_io(error: io::Error) -> io::Error {
+    match copied_os_code(&error) {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => error,
+    }
+}
+
+/// sled hands each caller a copy of the error it met first (its global
+/// error), and copies an I/O error by its debug form (`Os { code: 28, … }`):
+/// the OS's error code, read back from that form.
+fn copied_os_code(error: &io::Error) -> Option<i32> {
+    if error.raw_os_error().is_some() {
+        return None;
+    }
+    error
+        .to_string()
+        .strip_prefix("Os { code: ")?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl StoreError {
@@ -162,5 +190,16 @@ mod tests {
         assert!(shown.contains("No space left on device"), "{shown}");
         assert!(!shown.contains("Os {"), "sled's debug form: {shown}");
         assert_eq!(chain(&error).matches("No space left on device").count(), 1);
+    }
+
+    #[test]
+    fn a_copied_sled_io_error_is_read_back_into_the_os_words() {
+        // What sled's `Clone` of an I/O error makes of ENOSPC.
+        let copied = io::Error::new(io::ErrorKind::StorageFull, format!("{:?}", disk_full()));
+        let shown = StoreError::from(sled::Error::Io(copied)).to_string();
+        assert_eq!(
+            shown,
+            "the storage engine failed: No space left on device (os error 28)"
+        );
     }
 }

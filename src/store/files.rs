@@ -41,6 +41,7 @@ impl DataFiles {
                 for entry in entries {
                     let name = entry?.file_name();
                     if !self.synced_blobs.contains(&name) {
+                        fail::fail_point!("store::fsync_blob", |_| Err(injected_error()));
                         File::open(self.blobs.join(&name))?.sync_all()?;
                         log::trace!(
                             target: "pod_identity_store::durability",
@@ -60,6 +61,7 @@ impl DataFiles {
         }
         // Forget the blobs sled removed, so the set stays as small as the directory.
         self.synced_blobs = present;
+        fail::fail_point!("store::fsync_db", |_| Err(injected_error()));
         self.data_file.sync_all()
     }
 }
@@ -90,11 +92,25 @@ pub fn read_witness(dir: &Path) -> io::Result<Option<u64>> {
 
 /// Replaces the witness atomically (write, fsync, rename, fsync the directory).
 pub fn write_witness(dir: &Path, durable_writes: u64) -> io::Result<()> {
+    fail::fail_point!("store::witness", |_| Err(injected_error()));
     let temporary = dir.join(format!("{WITNESS_FILE}.new"));
     std::fs::write(&temporary, format!("{durable_writes}\n"))?;
     File::open(&temporary)?.sync_all()?;
     std::fs::rename(&temporary, dir.join(WITNESS_FILE))?;
     File::open(dir)?.sync_all()
+}
+
+/// The error a fail point injects into the store's I/O: the one a full
+/// disk gives, the failure met most in practice.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub(super) fn injected_error() -> io::Error {
+    io::Error::from_raw_os_error(28)
+}
+
+/// The error the read fail point injects: the disk could not be read.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub(super) fn injected_read_error() -> io::Error {
+    io::Error::from_raw_os_error(5)
 }
 
 #[cfg(test)]

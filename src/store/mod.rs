@@ -23,6 +23,10 @@
 //! - sled 0.34 has no snapshots and its iterators see writes made while they
 //!   run, so a consistent copy of several trees (the export) stops every
 //!   write transaction for as long as it copies them (`Inner::writers`).
+//! - The first storage failure stops every write until the server restarts
+//!   (`GroupCommit::fail`): a full disk does not recover when space comes
+//!   back. A flush that sled never finishes, without an error, is not
+//!   noticed: its writers wait for it.
 
 mod associations;
 mod check;
@@ -59,7 +63,7 @@ pub use snapshot::{contents, Imported, Snapshot, StoreContents};
 pub use tokens::SweepCursor;
 
 use crate::domain::{AwsIdentity, ClusterStatus};
-use commit::GroupCommit;
+use commit::{FailureKind, GroupCommit};
 use records::{decode, ClusterRecord};
 use tx::{Tx, TxResult};
 use writer::{Writer, Writing};
@@ -106,6 +110,17 @@ impl Health {
     pub fn is_writable(&self) -> bool {
         self.0.is_healthy()
     }
+}
+
+/// Whether `error` is the storage engine failing (its I/O, damage it
+/// found), rather than a refused request or a bug of ours.
+fn is_storage_failure(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Engine(
+            sled::Error::Io(_) | sled::Error::Corruption { .. } | sled::Error::ReportableBug(_)
+        )
+    )
 }
 
 /// A handle to the open store; cheap to clone.
@@ -157,6 +172,20 @@ struct Inner {
     writers: Arc<RwLock<()>>,
 }
 
+/// How long `Store::close` waits for the group-commit thread of a failed store.
+const CLOSE_WAIT_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The longest `/metrics` waits for the store's contents.
+const STATS_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a read of `kind` was doing, for the failure's text.
+fn kind_action(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Sweep => "reading the client request tokens to sweep",
+        _ => "reading the store",
+    }
+}
+
 /// One page of a listing and whether more follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPage<T> {
@@ -173,6 +202,11 @@ pub struct StoreStats {
     pub flushes: u64,
     pub writes_flushed: u64,
     pub write_groups: u64,
+    /// Storage failures met since the server started, by kind (`FailureKind`).
+    pub storage_failures: Vec<(&'static str, u64)>,
+    /// Whether `clusters`, `associations` and `tokens` were read: false when
+    /// the store failed to read them (the counters above are still true).
+    pub contents_read: bool,
 }
 
 impl Store {
@@ -183,9 +217,15 @@ impl Store {
         self.inner.page_token_secret
     }
 
-    /// Whether the store accepts writes: false once a flush or fsync failed.
+    /// Whether the store accepts writes: false once it met a storage failure.
     pub fn is_writable(&self) -> bool {
         self.inner.commit.is_healthy()
+    }
+
+    /// The storage failure that stopped the writes, if one did: what
+    /// `/readyz` and every refused write say.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.inner.commit.failure()
     }
 
     /// Tells whether the store accepts writes, like `is_writable`, without
@@ -196,18 +236,33 @@ impl Store {
     }
 
     /// Makes everything durable and stops the group commit. Later writes fail.
+    ///
+    /// On a store that failed (`failure`) it flushes nothing more and waits
+    /// for the group-commit thread only briefly (it may be held up inside
+    /// sled by the failing disk), and answers the failure: every write
+    /// acknowledged before it is on disk, nothing after it was acknowledged.
     pub fn close(&self) -> Result<(), StoreError> {
         self.inner.commit.stop();
-        if let Some(flusher) = self
+        let flusher = self
             .inner
             .flusher
             .lock()
             .expect("flusher lock poisoned")
-            .take()
-        {
-            flusher
-                .join()
-                .map_err(|_| StoreError::Internal("the group-commit thread panicked".into()))?;
+            .take();
+        if let Some(flusher) = flusher {
+            let commit = &self.inner.commit;
+            let started = std::time::Instant::now();
+            let joined = crate::failure::join_or_give_up(flusher, || {
+                !commit.is_healthy() && started.elapsed() >= CLOSE_WAIT_AFTER_FAILURE
+            });
+            if joined == Some(false) {
+                return Err(StoreError::Internal(
+                    "the group-commit thread panicked".into(),
+                ));
+            }
+        }
+        if let Some(failure) = self.failure() {
+            return Err(StoreError::Unwritable(failure));
         }
         open::sync_now(&self.inner.db, &self.inner.dir)?;
         let seq = open::commit_seq(&self.inner.trees.meta)?;
@@ -215,25 +270,66 @@ impl Store {
             .map_err(|e| StoreError::io("record the durable write count", &self.inner.dir, e))
     }
 
+    /// Moves the store to its failed state when `result` is a storage
+    /// failure met by a read of `kind`; returns `result`.
+    fn observe<T>(
+        &self,
+        kind: FailureKind,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            if let (true, StoreError::Engine(cause)) = (is_storage_failure(e), e) {
+                let cause = error::engine_cause(cause);
+                self.inner
+                    .commit
+                    .fail(kind, &format!("{} failed: {cause}", kind_action(kind)));
+            }
+        }
+        result
+    }
+
     /// What the store holds. Sums the clusters' association counters (one
     /// record per cluster) and walks the token tree, so it costs more the
     /// more tokens are held: for a scrape now and then, not the hot path.
-    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.read(|s| {
-            let mut stats = StoreStats::default();
+    ///
+    /// Always answers: when the store cannot read its records, or takes
+    /// longer than `STATS_READ_LIMIT` (a failing disk), the counters come
+    /// without them (`contents_read` false).
+    pub async fn stats(&self) -> StoreStats {
+        let read = self.read(|s| {
+            let mut contents = (0, 0, 0);
             for entry in s.trees.clusters.iter() {
                 let (_, bytes) = entry?;
-                stats.clusters += 1;
-                stats.associations += decode::<ClusterRecord>(&bytes)?.association_count;
+                contents.0 += 1;
+                contents.1 += decode::<ClusterRecord>(&bytes)?.association_count;
             }
-            stats.tokens = s.trees.tokens.len() as u64;
-            let counters = &s.commit.stats;
-            stats.flushes = counters.flushes.load(Ordering::Relaxed);
-            stats.writes_flushed = counters.writes_flushed.load(Ordering::Relaxed);
-            stats.write_groups = counters.write_groups.load(Ordering::Relaxed);
-            Ok(stats)
-        })
-        .await
+            contents.2 = s.trees.tokens.len() as u64;
+            Ok(contents)
+        });
+        let counters = &self.inner.commit.stats;
+        let mut stats = StoreStats {
+            flushes: counters.flushes.load(Ordering::Relaxed),
+            writes_flushed: counters.writes_flushed.load(Ordering::Relaxed),
+            write_groups: counters.write_groups.load(Ordering::Relaxed),
+            ..StoreStats::default()
+        };
+        match tokio::time::timeout(STATS_READ_LIMIT, read).await {
+            Ok(Ok((clusters, associations, tokens))) => {
+                stats.clusters = clusters;
+                stats.associations = associations;
+                stats.tokens = tokens;
+                stats.contents_read = true;
+            }
+            Ok(Err(e)) => log::warn!(
+                "/metrics without the store's contents: {}",
+                crate::failure::chain(&e)
+            ),
+            Err(_) => log::warn!(
+                "/metrics without the store's contents: reading them took over {STATS_READ_LIMIT:?}"
+            ),
+        }
+        stats.storage_failures = self.inner.commit.failures();
+        stats
     }
 
     /// Runs a lookup of a few keys: on the caller's thread (the HTTP worker)
@@ -263,11 +359,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
+        fail::fail_point!("store::read", |_| self.observe(
+            FailureKind::Read,
+            Err(StoreError::Engine(sled::Error::Io(
+                files::injected_read_error()
+            )))
+        ));
         if self.inner.commit.writes_in_flight() {
             return self.read(f).await;
         }
-        catch_unwind(AssertUnwindSafe(|| f(&self.inner)))
-            .unwrap_or_else(|_| Err(StoreError::Internal("a store lookup panicked".into())))
+        let result = catch_unwind(AssertUnwindSafe(|| f(&self.inner)))
+            .unwrap_or_else(|_| Err(StoreError::Internal("a store lookup panicked".into())));
+        self.observe(FailureKind::Read, result)
     }
 
     /// Runs a read that scans off the async executor, on tokio's blocking
@@ -280,9 +383,21 @@ impl Store {
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner))
+        let result = tokio::task::spawn_blocking(move || f(&inner))
             .await
-            .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
+            .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))
+            .and_then(|result| result);
+        self.observe(FailureKind::Read, result)
+    }
+
+    /// Counts a write about to be queued at the writer thread, and the
+    /// store for its job; refused on a failed store, which queues no write
+    /// (none could be acknowledged).
+    fn queue_write(&self) -> Result<(Arc<Inner>, commit::QueuedWrite), StoreError> {
+        if let Some(failure) = self.failure() {
+            return Err(StoreError::Unwritable(failure));
+        }
+        Ok((Arc::clone(&self.inner), self.inner.commit.queue_write()))
     }
 
     /// Runs a write alone on the writer thread (it scans, or takes several
@@ -293,8 +408,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Inner, &Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let queued = self.inner.commit.queue_write();
+        let (inner, queued) = self.queue_write()?;
         let value = self
             .inner
             .writer
@@ -314,8 +428,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Inner, &Writing<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let queued = self.inner.commit.queue_write();
+        let (inner, queued) = self.queue_write()?;
         self.inner
             .writer
             .run_blocking(queued, move |writing| f(&inner, writing))
@@ -330,8 +443,7 @@ impl Store {
         T: Send + 'static,
         F: Fn(&Inner, &Tx<'_>) -> TxResult<T> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let queued = self.inner.commit.queue_write();
+        let (inner, queued) = self.queue_write()?;
         let value = self
             .inner
             .writer

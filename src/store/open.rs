@@ -78,7 +78,9 @@ fn open_db_cleaning(
                     dir: dir.to_owned(),
                 }
             }
-            sled::Error::Io(io) => StoreError::io("open the store", dir, io),
+            sled::Error::Io(io) => {
+                StoreError::io("open the store", dir, super::error::readable_io(io))
+            }
             // sled's message says no more than "corrupted data at offset None".
             sled::Error::Corruption { .. } => StoreError::Damaged {
                 dir: dir.to_owned(),
@@ -302,6 +304,29 @@ pub(super) fn sync_now(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io("fsync the store's data files", dir, e))
 }
 
+/// Makes everything durable, with a write of sled's and one of a file
+/// beside it on the way: a store whose disk is full is refused here, with
+/// the cause, rather than opened to fail its first write. (sled can open a
+/// store and flush nothing new on a full disk.) Rewrites the write count
+/// and the witness with what the store holds, which changes nothing.
+fn probe_writes(db: &sled::Db, meta: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    let count = commit_seq(meta)?;
+    let written = meta
+        .insert(keys::META_COMMIT_SEQ, &count.to_be_bytes())
+        .and_then(|_| db.flush());
+    written.map_err(|e| match e {
+        sled::Error::Io(io) => {
+            StoreError::io("write to the store", dir, super::error::readable_io(io))
+        }
+        other => StoreError::Engine(other),
+    })?;
+    files::DataFiles::open(dir)
+        .and_then(|mut files| files.sync())
+        .map_err(|e| StoreError::io("fsync the store's data files", dir, e))?;
+    files::write_witness(dir, count)
+        .map_err(|e| StoreError::io("record the durable write count", dir, e))
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, applies pending migrations and
     /// starts the group commit.
@@ -355,7 +380,7 @@ impl Store {
         };
         store.finish_deletions()?;
         store.ensure_issuers()?;
-        sync_now(&store.inner.db, dir)?;
+        probe_writes(&store.inner.db, &store.inner.trees.meta, dir)?;
         Ok(store)
     }
 }

@@ -63,17 +63,15 @@ impl Store {
         let mut sweeping: Option<WritesComing> = None;
         loop {
             let after = cursor.0.take();
-            let (mut expired, mut last) =
-                self.inner
-                    .read_expired_tokens(now, after.as_deref(), batch)?;
+            let read = self.inner.read_expired_tokens(now, after.as_deref(), batch);
+            let (mut expired, mut last) = self.observe(super::commit::FailureKind::Sweep, read)?;
             if !expired.is_empty() && sweeping.is_none() {
                 // A lookup may have started on a worker during that read,
                 // seeing nothing in flight. Reading the batch again, now in
                 // flight, gives it the time to end before the removal queues.
                 sweeping = Some(self.inner.commit.writes_coming());
-                (expired, last) = self
-                    .inner
-                    .read_expired_tokens(now, after.as_deref(), batch)?;
+                let read = self.inner.read_expired_tokens(now, after.as_deref(), batch);
+                (expired, last) = self.observe(super::commit::FailureKind::Sweep, read)?;
             }
             if expired.is_empty() {
                 sweeping = None;
@@ -284,7 +282,7 @@ mod tests {
         let rt = runtime();
         // A flush covers what is pending: only its own count.
         rt.block_on(store.inner.commit.covering_flush()).unwrap();
-        let stats = rt.block_on(store.stats()).unwrap();
+        let stats = rt.block_on(store.stats());
         assert_eq!((stats.write_groups, stats.writes_flushed), (0, 1));
         store.close().unwrap();
     }

@@ -44,9 +44,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::commit::{GroupCommit, QueuedWrite};
+use super::commit::{FailureKind, GroupCommit, QueuedWrite};
 use super::tx::{Tx, TxResult, TxTree};
 use super::{StoreError, Trees};
+
+/// How often a blocked caller of `run_blocking` looks whether the store failed.
+const FAILURE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The most writes that share one transaction. A larger group makes its
 /// first write wait longer for the last one's body.
@@ -58,9 +61,6 @@ enum Job {
     Grouped(Box<dyn Grouped>),
 }
 
-/// What a job that runs alone may do: run transactions, one after another,
-/// and (the import) write to the trees directly. Made only by the writer
-/// thread, for the job it runs.
 /// Whose work a job is, for the write counts (`CommitStats`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Work {
@@ -74,9 +74,13 @@ enum Work {
     Upkeep,
 }
 
+/// What a job that runs alone may do: run transactions, one after another,
+/// and (the import) write to the trees directly. Made only by the writer
+/// thread, for the job it runs.
 pub(super) struct Writing<'a> {
     trees: &'a Trees,
     writers: &'a RwLock<()>,
+    commit: &'a GroupCommit,
 }
 
 impl Writing<'_> {
@@ -85,9 +89,12 @@ impl Writing<'_> {
         &self,
         body: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
+        if let Some(failure) = self.commit.failure() {
+            return Err(StoreError::Unwritable(failure));
+        }
         transact(self.trees, self.writers, body).map_err(|e| match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Engine(e),
+            TransactionError::Storage(e) => transaction_failed(self.commit, &e),
         })
     }
 
@@ -105,6 +112,9 @@ fn transact<T, E>(
     writers: &RwLock<()>,
     body: impl Fn(&Tx<'_>) -> Result<T, ConflictableTransactionError<E>>,
 ) -> Result<T, TransactionError<E>> {
+    fail::fail_point!("store::transaction", |_| Err(TransactionError::Storage(
+        sled::Error::Io(super::files::injected_error())
+    )));
     // The guard protects no data, so a panic elsewhere leaves nothing to distrust.
     let _writing = writers.read().unwrap_or_else(PoisonError::into_inner);
     let t = trees;
@@ -160,6 +170,7 @@ impl Writer {
                             let writing = Writing {
                                 trees: &trees,
                                 writers: &writers,
+                                commit: &commit,
                             };
                             // A job that panics has dropped its answer channel, so
                             // its caller gets an error; the jobs after it still run.
@@ -206,7 +217,21 @@ impl Writer {
             // The caller may have gone (its client hung up): the write stands.
             let _ = answer.send(result);
         })?;
-        answered.await.map_err(|_| failed_unexpectedly())?
+        self.answer(answered).await
+    }
+
+    /// The answer of a queued write, or the store's failure as soon as it
+    /// fails: a writer thread held up inside sled by a failing disk must not
+    /// hold up the client too.
+    async fn answer<T>(
+        &self,
+        answered: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::select! {
+            biased;
+            answer = answered => answer.map_err(|_| failed_unexpectedly())?,
+            failure = self.commit.failed() => Err(StoreError::Unwritable(failure)),
+        }
     }
 
     /// Like `run`, for the store's upkeep, whose callers are not async (the
@@ -221,7 +246,18 @@ impl Writer {
         self.send_alone(queued, Work::Upkeep, job, move |result| {
             let _ = answer.send(result);
         })?;
-        answered.recv().map_err(|_| failed_unexpectedly())?
+        // Like `answer`, for a thread: looks at the store's health now and then.
+        loop {
+            match answered.recv_timeout(FAILURE_POLL) {
+                Ok(answer) => return answer,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(failed_unexpectedly()),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(failure) = self.commit.failure() {
+                        return Err(StoreError::Unwritable(failure));
+                    }
+                }
+            }
+        }
     }
 
     fn send_alone<T, F>(
@@ -267,7 +303,7 @@ impl Writer {
             answer,
             _queued: queued,
         })))?;
-        answered.await.map_err(|_| failed_unexpectedly())?
+        self.answer(answered).await
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -275,6 +311,18 @@ impl Writer {
             .send(job)
             .map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))
     }
+}
+
+/// Moves the store to its failed state after a transaction met `error`;
+/// the error to answer the write with.
+fn transaction_failed(commit: &GroupCommit, error: &sled::Error) -> StoreError {
+    StoreError::Unwritable(commit.fail(
+        FailureKind::Transaction,
+        &format!(
+            "a write transaction failed: {}",
+            super::error::engine_cause(error)
+        ),
+    ))
 }
 
 /// The answer of a write whose job panicked or was dropped.
@@ -374,6 +422,14 @@ fn run_group(
     commit: &GroupCommit,
     group: Vec<Box<dyn Grouped>>,
 ) {
+    // A failed store runs no transaction: none could be made durable.
+    if let Some(failure) = commit.failure() {
+        for write in group {
+            write.fail(StoreError::Unwritable(Arc::clone(&failure)));
+            write.answer();
+        }
+        return;
+    }
     let mut left_out = vec![false; group.len()];
     let committed = loop {
         if left_out.iter().all(|&out| out) {
@@ -406,12 +462,15 @@ fn run_group(
         match result {
             Ok(()) => break Ok(()),
             Err(TransactionError::Abort(i)) => left_out[i] = true,
-            Err(TransactionError::Storage(e)) => break Err(e),
+            Err(TransactionError::Storage(e)) => break Err(transaction_failed(commit, &e)),
         }
     };
     for (write, left_out) in group.into_iter().zip(left_out) {
         match &committed {
-            Err(e) if !left_out => write.fail(StoreError::Engine(e.clone())),
+            Err(StoreError::Unwritable(failure)) if !left_out => {
+                write.fail(StoreError::Unwritable(Arc::clone(failure)))
+            }
+            Err(e) if !left_out => write.fail(StoreError::Internal(e.to_string())),
             _ if write.succeeded() => commit.note_write(),
             _ => {}
         }
@@ -524,6 +583,56 @@ mod tests {
             .writes_flushed
             .load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(flushed, 2 + 1, "two writes and the flush's own count");
+    }
+
+    #[tokio::test]
+    async fn after_a_storage_failure_every_waiting_write_hears_it_at_once_and_none_runs() {
+        let f = fixture();
+        let writer = Writer::start(f.trees.clone(), f.writers.clone(), f.commit.clone()).unwrap();
+        // The writer thread held up (as inside sled on a failing disk).
+        let (release, held) = mpsc::channel::<()>();
+        let holding = writer.run(f.commit.queue_write(), move |_| {
+            held.recv().ok();
+            Ok(())
+        });
+        let waiting = writer.run_grouped(f.commit.queue_write(), |tx| {
+            tx.clusters.insert("key", "value")?;
+            Ok(())
+        });
+        let commit = Arc::clone(&f.commit);
+        let failing = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            commit.fail(
+                FailureKind::Flush,
+                "flushing the store failed: disk on fire",
+            );
+        });
+        let (holding, waiting) = tokio::join!(holding, waiting);
+        failing.join().unwrap();
+        for answer in [waiting, holding] {
+            assert!(
+                matches!(&answer, Err(StoreError::Unwritable(m)) if m.contains("disk on fire")),
+                "{answer:?}"
+            );
+        }
+        release.send(()).unwrap();
+        let later = writer.run(f.commit.queue_write(), |writing| {
+            writing.transact(|tx| Ok(tx.clusters.insert("later", "1")?))
+        });
+        assert!(matches!(later.await, Err(StoreError::Unwritable(_))));
+        // Once the thread has run every job queued before this one, the
+        // grouped write was answered without running.
+        let (done, drained) = mpsc::channel();
+        writer
+            .send(Job::Alone(
+                Box::new(move |_| done.send(()).unwrap()),
+                Work::Upkeep,
+            ))
+            .unwrap();
+        drained.recv().unwrap();
+        assert!(!f.trees.clusters.contains_key("key").unwrap());
+        assert!(!f.trees.clusters.contains_key("later").unwrap());
+        assert_eq!(f.commit.failures()[1], ("flush", 1));
     }
 
     #[tokio::test]

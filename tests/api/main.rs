@@ -29,6 +29,7 @@ mod sdk_eks_auth;
 mod service;
 mod session_members;
 mod startup;
+mod storage_faults;
 mod sts_provider;
 mod tags;
 mod tls;

@@ -225,3 +225,35 @@ fn the_watchdog_stays_quiet_when_systemd_asked_another_process() {
     );
     assert_eq!(service.systemd.next(Duration::from_millis(600)), None);
 }
+
+#[test]
+fn the_watchdog_pings_stop_once_the_store_failed() {
+    let service = Service::new();
+    let server = service.start("", &[("WATCHDOG_USEC", "200000".into())]);
+    assert_eq!(
+        service.systemd.next(Duration::from_secs(5)).as_deref(),
+        Some("READY=1")
+    );
+    assert_eq!(
+        service.systemd.next(Duration::from_secs(2)).as_deref(),
+        Some("WATCHDOG=1")
+    );
+    let base = format!("http://{}", server.addr);
+    ureq::put(&format!("{base}/admin/v1/failpoints/store::flush"))
+        .send_string("return")
+        .unwrap();
+    let refused = ureq::post(&format!("{base}/clusters")).send_json(json!({
+        "name": "c1", "roleArn": role("r"), "resourcesVpcConfig": {},
+    }));
+    assert!(
+        matches!(refused, Err(ureq::Error::Status(500, _))),
+        "{refused:?}"
+    );
+    // A ping on its way as the store failed may still come (on a busy
+    // machine, late); a healthy server would go on pinging every 100 ms.
+    let late = (0..5)
+        .map_while(|_| service.systemd.next(Duration::from_millis(300)))
+        .count();
+    assert!(late < 5, "the pings went on after the failure");
+    assert_eq!(service.systemd.next(Duration::from_millis(600)), None);
+}

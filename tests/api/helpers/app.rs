@@ -139,6 +139,17 @@ impl TestApp {
         assert!(status.success(), "the server stopped with {status}");
     }
 
+    /// Sends SIGTERM and waits at most `timeout` for the server to exit; its
+    /// exit status, or `None` when it was still running then (it is killed).
+    pub fn terminate_within(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut server = self.server.take().expect("the server is running");
+        server.signal("TERM");
+        server.wait_exit(timeout)
+    }
+
     /// Starts the server again on the same data dir (and config), on a new port.
     #[track_caller]
     pub fn start(&mut self) {
