@@ -37,6 +37,15 @@ pub enum StartupError {
     Faults(#[from] crate::faults::RuleError),
 }
 
+/// How `max_connections` in total is shared among the HTTP workers: one
+/// worker per CPU (at most 512, as actix allows, and no more than there are
+/// connections), each taking its share rounded up. Answers (workers,
+/// connections per worker).
+fn connection_shares(max_connections: usize, cpus: usize) -> (usize, usize) {
+    let workers = cpus.clamp(1, 512).min(max_connections.max(1));
+    (workers, max_connections.div_ceil(workers).max(1))
+}
+
 pub struct Application {
     server: Server,
     addr: SocketAddr,
@@ -110,14 +119,27 @@ impl Application {
             AppState::new(store.clone(), identity, clock, clock_control, faults)
                 .with_auth(auth.clone()),
         );
-        let max_body_bytes = config.server.max_body_bytes;
-        let server = HttpServer::new(move || {
-            App::new().configure(api::configure(state.clone(), max_body_bytes))
-        })
-        // Signals are ours (`run_until_stopped`): SIGINT must stop as
-        // gracefully as SIGTERM, and a second signal at once.
-        .disable_signals()
-        .shutdown_timeout(config.server.shutdown_timeout_seconds);
+        let body = api::BodyLimits {
+            max_bytes: config.server.max_body_bytes,
+            read_timeout: Duration::from_secs(config.server.body_read_timeout_seconds),
+        };
+        let (workers, per_worker) = connection_shares(
+            config.server.max_connections,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        );
+        log::info!(
+            "{workers} HTTP workers, at most {per_worker} connections each (server.max_connections {})",
+            config.server.max_connections
+        );
+        let server =
+            HttpServer::new(move || App::new().configure(api::configure(state.clone(), body)))
+                .workers(workers)
+                // actix counts this per worker.
+                .max_connections(per_worker)
+                // Signals are ours (`run_until_stopped`): SIGINT must stop as
+                // gracefully as SIGTERM, and a second signal at once.
+                .disable_signals()
+                .shutdown_timeout(config.server.shutdown_timeout_seconds);
         let server = match tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls),
             None => server.listen(listener),
@@ -318,5 +340,21 @@ impl Sweeper {
     fn stop(self) {
         let _ = self.nudge.send(Tick::Stop);
         let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_shares;
+
+    #[test]
+    fn the_connection_bound_is_shared_among_the_workers_rounding_up() {
+        assert_eq!(connection_shares(10_000, 2), (2, 5_000));
+        assert_eq!(connection_shares(10_001, 2), (2, 5_001));
+        assert_eq!(connection_shares(10, 3), (3, 4));
+        // Fewer connections than CPUs: one worker per connection.
+        assert_eq!(connection_shares(2, 8), (2, 1));
+        assert_eq!(connection_shares(1, 8), (1, 1));
+        assert_eq!(connection_shares(100, 1024), (100, 1));
     }
 }

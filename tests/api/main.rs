@@ -26,6 +26,7 @@ mod refusals;
 mod sdk;
 mod service;
 mod session_members;
+mod slow_clients;
 mod startup;
 mod sts_provider;
 mod tags;
