@@ -53,7 +53,7 @@ pub use associations::AssociationFilter;
 pub use check::{check, CheckReport};
 pub use error::StoreError;
 pub use open::{stored_compressed, write_recovery_snapshot};
-pub use snapshot::{contents, Imported, Snapshot, StoreContents};
+pub use snapshot::{contents, ImportSource, Imported, Snapshot, StoreContents};
 pub use tokens::SweepCursor;
 
 use crate::domain::{AwsIdentity, ClusterStatus};
