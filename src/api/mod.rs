@@ -15,6 +15,8 @@ mod faults;
 mod input;
 mod metrics;
 mod pagination;
+#[cfg(test)]
+mod props;
 mod router;
 mod tags;
 mod wire;

@@ -347,8 +347,8 @@ fn parse_header(line: &[u8], identity: &AwsIdentity) -> Result<Header, FileError
 }
 
 /// Where each thing was first seen, to refuse a second one naming both
-/// lines. An association is remembered by a 128-bit digest of its key and
-/// of its service account, not by the strings: a few dozen bytes each
+/// lines. An association is remembered by a digest of its key and one of
+/// its service account with their lines, not by the strings: 32 bytes
 /// instead of the whole association, whatever order the file has.
 #[derive(Default)]
 struct Seen {
@@ -357,9 +357,9 @@ struct Seen {
     /// Whether associations are remembered (off for a file already checked).
     associations_off: bool,
     /// (cluster, association ID) -> line.
-    ids: HashMap<u128, u64>,
+    ids: HashMap<Digest, Line32>,
     /// (cluster, namespace, service account) -> line.
-    service_accounts: HashMap<u128, u64>,
+    service_accounts: HashMap<Digest, Line32>,
 }
 
 struct ClusterSeen {
@@ -367,17 +367,24 @@ struct ClusterSeen {
     associations: u64,
 }
 
-/// A digest of `parts` that tells them apart from any other parts: two
-/// different ones agree with a chance of about 2^-128 (SHA-256, cut).
-fn digest(parts: &[&str]) -> u128 {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
+/// 96 bits of SHA-256: two different keys among a billion agree with a
+/// chance of about 10^-11, and an entry with its line takes 16 bytes.
+type Digest = [u8; 12];
+
+/// A line number as remembered: files of more than 4 billion lines show
+/// the largest one.
+type Line32 = u32;
+
+/// A digest of `parts` that tells them apart from any other parts.
+fn digest(parts: &[&str]) -> Digest {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
     for part in parts {
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part.as_bytes());
     }
     let bytes = hash.finalize();
-    u128::from_le_bytes(bytes[..16].try_into().expect("32 bytes"))
+    bytes[..12].try_into().expect("32 bytes")
 }
 
 /// One checked line of an export after its header.
@@ -661,8 +668,9 @@ fn check_association(
     if seen.associations_off {
         return Ok(());
     }
+    let line = Line32::try_from(number).unwrap_or(Line32::MAX);
     let id = digest(&[a.cluster.as_str(), a.id.as_str()]);
-    if let Some(first) = seen.ids.insert(id, number) {
+    if let Some(first) = seen.ids.insert(id, line) {
         return Err(at(
             number,
             format!(
@@ -676,7 +684,7 @@ fn check_association(
         a.namespace.as_str(),
         a.service_account.as_str(),
     ]);
-    if let Some(first) = seen.service_accounts.insert(slot, number) {
+    if let Some(first) = seen.service_accounts.insert(slot, line) {
         return Err(at(
             number,
             format!(

@@ -15,13 +15,12 @@
 //!
 //! # Limits
 //! The file is read a line at a time, never held: what the check keeps is
-//! the clusters and two 128-bit digests per association (to refuse a
+//! the clusters and two 96-bit digests per association (to refuse a
 //! second ID or service account), which it drops before the writes; the
 //! writes hold the index entries of one run of a cluster's associations
 //! (at most `limits.associations_per_cluster`). sled's page
-//! cache (`store.cache_capacity_bytes`) fills as the records are written,
-//! up to its capacity (`cargo bench --bench scale` measures the peak;
-//! `docs/performance.md` has a run). A file that changes between the check
+//! cache is held to [`IMPORT_CACHE_CAPACITY_BYTES`] while it writes
+//! (`cargo bench --bench scale` measures the peak). A file that changes between the check
 //! and the writes stops the import with the store left unfinished.
 
 use std::fs::File;
@@ -32,6 +31,12 @@ use super::format::{self, Entry, FileError};
 use super::progress::Progress;
 use crate::domain::{Association, AwsIdentity};
 use crate::store::{self, ImportSource, Imported, Store, StoreError, StoreSettings};
+
+/// sled's page cache while the import writes, at most. The writes go in
+/// key order, so a small cache serves them; with the server's (1 GiB by
+/// default) every page written would stay in memory, and sled counts a page
+/// at its size on disk, well under what it takes in memory.
+const IMPORT_CACHE_CAPACITY_BYTES: u64 = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -82,7 +87,13 @@ pub fn import(
     progress.finish();
     let cache_capacity_bytes = settings.cache_capacity_bytes;
     let associations = passes_over(file, &settings.identity, limit);
-    let store = Store::open_for_import(dir, settings)?;
+    let store = Store::open_for_import(
+        dir,
+        StoreSettings {
+            cache_capacity_bytes: cache_capacity_bytes.min(IMPORT_CACHE_CAPACITY_BYTES),
+            ..settings
+        },
+    )?;
     progress.say(&format!(
         "writing clusters: {}, associations: {}",
         summary.clusters.len(),
