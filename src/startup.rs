@@ -46,6 +46,38 @@ fn connection_shares(max_connections: usize, cpus: usize) -> (usize, usize) {
     (workers, max_connections.div_ceil(workers).max(1))
 }
 
+/// Descriptors the store and the server keep beyond one per connection.
+const OTHER_DESCRIPTORS: u64 = 64;
+
+/// Warns when the process may open fewer files than `max_connections`
+/// needs: past that, accepting fails and new connections wait as they do
+/// past the bound, which is then lower than the setting says.
+fn warn_if_descriptors_run_out_first(max_connections: usize) {
+    let Some(limit) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .as_deref()
+        .and_then(open_files_limit)
+    else {
+        return;
+    };
+    if limit < max_connections as u64 + OTHER_DESCRIPTORS {
+        log::warn!(
+            "server.max_connections is {max_connections} but this process may open only {limit} \
+             files (ulimit -n, systemd's LimitNOFILE=): raise that limit or lower the setting"
+        );
+    }
+}
+
+/// The soft "Max open files" of a `/proc/self/limits` text.
+fn open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 pub struct Application {
     server: Server,
     addr: SocketAddr,
@@ -131,6 +163,7 @@ impl Application {
             "{workers} HTTP workers, at most {per_worker} connections each (server.max_connections {})",
             config.server.max_connections
         );
+        warn_if_descriptors_run_out_first(config.server.max_connections);
         let server =
             HttpServer::new(move || App::new().configure(api::configure(state.clone(), body)))
                 .workers(workers)
@@ -346,6 +379,19 @@ impl Sweeper {
 #[cfg(test)]
 mod tests {
     use super::connection_shares;
+
+    #[test]
+    fn the_open_files_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             63704                63704                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(super::open_files_limit(limits), Some(1024));
+        assert_eq!(
+            super::open_files_limit("Max open files  unlimited  unlimited  files"),
+            None
+        );
+        assert_eq!(super::open_files_limit(""), None);
+    }
 
     #[test]
     fn the_connection_bound_is_shared_among_the_workers_rounding_up() {

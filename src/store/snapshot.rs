@@ -119,6 +119,30 @@ pub type ImportSource = Box<
 /// How many passes an import makes over its associations.
 const IMPORT_PASSES: u64 = 3;
 
+/// The records of one tree's import held to be sorted together (one
+/// cluster's index entries), in one pass.
+struct Run<'t> {
+    tree: &'t sled::Tree,
+    pass: u64,
+    /// The place in the whole sequence of the first record held.
+    position: u64,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    what: &'static str,
+}
+
+impl Run<'_> {
+    /// Inserts this pass's share of the records held, and lets them go.
+    fn insert(&mut self) -> Result<(), StoreError> {
+        insert_pass(
+            self.tree,
+            &mut self.records,
+            &mut self.position,
+            self.pass,
+            self.what,
+        )
+    }
+}
+
 /// One pass's share of `chunk`, the next records of a tree's import: sorted,
 /// then each whose place in the whole sequence (`position` onwards) is
 /// `pass` modulo [`IMPORT_PASSES`] is inserted, one plain insert each. Over
@@ -254,8 +278,14 @@ impl Inner {
         // the inserts in order, so a store that recovers the marker's
         // removal recovers every insert before it.
         for pass in 0..IMPORT_PASSES {
-            let (mut position, mut index_position) = (0, 0);
-            let mut index: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            let mut position = 0;
+            let mut index = Run {
+                tree: &trees.index,
+                pass,
+                position: 0,
+                records: Vec::new(),
+                what: "a namespace and service account",
+            };
             let mut index_cluster: Option<ClusterName> = None;
             for a in associations().map_err(refused)? {
                 let a = a.map_err(refused)?;
@@ -276,38 +306,29 @@ impl Inner {
                         )));
                     }
                 }
-                let record = encode(&AssociationRecord::new(&a, None));
-                let mut one = vec![(keys::association(&a.cluster, &a.id), record)];
-                insert_pass(
-                    &trees.associations,
-                    &mut one,
-                    &mut position,
-                    pass,
-                    "an association",
-                )?;
+                if position % IMPORT_PASSES == pass {
+                    let record = encode(&AssociationRecord::new(&a, None));
+                    let key = keys::association(&a.cluster, &a.id);
+                    if trees.associations.insert(key, record)?.is_some() {
+                        return Err(refused(format!(
+                            "association {} of cluster {} is given twice (did the file change \
+                             during the import?)",
+                            a.id, a.cluster
+                        )));
+                    }
+                }
+                position += 1;
                 if index_cluster.as_ref() != Some(&a.cluster) {
-                    insert_pass(
-                        &trees.index,
-                        &mut index,
-                        &mut index_position,
-                        pass,
-                        "a namespace and service account",
-                    )?;
+                    index.insert()?;
                     index_cluster = Some(a.cluster.clone());
                 }
                 // Bounded by the limit above, checked in the first pass.
-                index.push((
+                index.records.push((
                     keys::association_index(&a.cluster, &a.namespace, &a.service_account),
                     encode(&IndexRecord::new(&a.id)),
                 ));
             }
-            insert_pass(
-                &trees.index,
-                &mut index,
-                &mut index_position,
-                pass,
-                "a namespace and service account",
-            )?;
+            index.insert()?;
             if pass > 0 && position != total {
                 return Err(refused(format!(
                     "the file held {total} associations, then {position} \
