@@ -108,6 +108,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_timeout_seconds: u64,
+    /// How long a request's body may take to arrive once its head has; a
+    /// connection that stalls mid-body gets 408 and is closed.
+    pub body_read_timeout_seconds: u64,
+    /// Most connections open at once, over all HTTP workers; past it new
+    /// connections wait in the listen backlog.
+    pub max_connections: usize,
     /// HTTPS instead of HTTP when both files are set.
     pub tls: TlsConfig,
     /// The base of every cluster's token issuer URL; empty: the scheme the
@@ -248,12 +254,19 @@ pub struct IdempotencyConfig {
     pub sweep_interval_seconds: u64,
 }
 
+impl ServerConfig {
+    pub const MAX_BODY_READ_TIMEOUT_SECONDS: u64 = 3600;
+    pub const MAX_CONNECTIONS: usize = 1_000_000;
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            max_connections: 10_000,
             tls: TlsConfig::default(),
             public_url: String::new(),
         }
@@ -380,6 +393,29 @@ impl Config {
             };
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", &0, "must be at least 1"));
+        }
+        let body_timeout = self.server.body_read_timeout_seconds;
+        if !(1..=ServerConfig::MAX_BODY_READ_TIMEOUT_SECONDS).contains(&body_timeout) {
+            return Err(invalid(
+                "server.body_read_timeout_seconds",
+                &body_timeout,
+                &format!(
+                    "must be between 1 and {} (one hour)",
+                    ServerConfig::MAX_BODY_READ_TIMEOUT_SECONDS
+                ),
+            ));
+        }
+        let connections = self.server.max_connections;
+        if !(1..=ServerConfig::MAX_CONNECTIONS).contains(&connections) {
+            return Err(invalid(
+                "server.max_connections",
+                &connections,
+                &format!(
+                    "must be between 1 and {}; each connection needs a file descriptor \
+                     (ulimit -n)",
+                    ServerConfig::MAX_CONNECTIONS
+                ),
+            ));
         }
         if self.store.data_dir.as_os_str().is_empty() {
             return Err(invalid(
@@ -633,6 +669,30 @@ mod tests {
     fn an_unknown_key_is_refused_naming_it() {
         let err = Config::from_toml("[server]\nlisten_on = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(err.contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn the_body_deadline_and_the_connection_bound_are_checked() {
+        for (toml, key) in [
+            (
+                "body_read_timeout_seconds = 0",
+                "server.body_read_timeout_seconds",
+            ),
+            (
+                "body_read_timeout_seconds = 3601",
+                "server.body_read_timeout_seconds",
+            ),
+            ("max_connections = 0", "server.max_connections"),
+            ("max_connections = 1000001", "server.max_connections"),
+        ] {
+            let config = Config::from_toml(&format!("[server]\n{toml}\n")).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        let config =
+            Config::from_toml("[server]\nbody_read_timeout_seconds = 1\nmax_connections = 1\n")
+                .unwrap();
+        config.validate().unwrap();
     }
 
     #[test]

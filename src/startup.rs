@@ -44,6 +44,47 @@ pub enum StartupError {
     StoppedAfterFailure(Arc<str>),
 }
 
+/// How `max_connections` in total is shared among the HTTP workers: one
+/// worker per CPU (at most 512, as actix allows, and no more than there are
+/// connections), each taking its share rounded up. Answers (workers,
+/// connections per worker).
+fn connection_shares(max_connections: usize, cpus: usize) -> (usize, usize) {
+    let workers = cpus.clamp(1, 512).min(max_connections.max(1));
+    (workers, max_connections.div_ceil(workers).max(1))
+}
+
+/// Descriptors the store and the server keep beyond one per connection.
+const OTHER_DESCRIPTORS: u64 = 64;
+
+/// Warns when the process may open fewer files than `max_connections`
+/// needs: past that, accepting fails and new connections wait as they do
+/// past the bound, which is then lower than the setting says.
+fn warn_if_descriptors_run_out_first(max_connections: usize) {
+    let Some(limit) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .as_deref()
+        .and_then(open_files_limit)
+    else {
+        return;
+    };
+    if limit < max_connections as u64 + OTHER_DESCRIPTORS {
+        log::warn!(
+            "server.max_connections is {max_connections} but this process may open only {limit} \
+             files (ulimit -n, systemd's LimitNOFILE=): raise that limit or lower the setting"
+        );
+    }
+}
+
+/// The soft "Max open files" of a `/proc/self/limits` text.
+fn open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 pub struct Application {
     server: Server,
     addr: SocketAddr,
@@ -130,14 +171,28 @@ impl Application {
             )
             .with_auth(auth.clone()),
         );
-        let max_body_bytes = config.server.max_body_bytes;
-        let server = HttpServer::new(move || {
-            App::new().configure(api::configure(state.clone(), max_body_bytes))
-        })
-        // Signals are ours (`run_until_stopped`): SIGINT must stop as
-        // gracefully as SIGTERM, and a second signal at once.
-        .disable_signals()
-        .shutdown_timeout(config.server.shutdown_timeout_seconds);
+        let body = api::BodyLimits {
+            max_bytes: config.server.max_body_bytes,
+            read_timeout: Duration::from_secs(config.server.body_read_timeout_seconds),
+        };
+        let (workers, per_worker) = connection_shares(
+            config.server.max_connections,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        );
+        log::info!(
+            "{workers} HTTP workers, at most {per_worker} connections each (server.max_connections {})",
+            config.server.max_connections
+        );
+        warn_if_descriptors_run_out_first(config.server.max_connections);
+        let server =
+            HttpServer::new(move || App::new().configure(api::configure(state.clone(), body)))
+                .workers(workers)
+                // actix counts this per worker.
+                .max_connections(per_worker)
+                // Signals are ours (`run_until_stopped`): SIGINT must stop as
+                // gracefully as SIGTERM, and a second signal at once.
+                .disable_signals()
+                .shutdown_timeout(config.server.shutdown_timeout_seconds);
         let server = match tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls),
             None => server.listen(listener),
@@ -361,5 +416,34 @@ impl Sweeper {
         crate::failure::join_or_give_up(self.thread, || {
             !store.is_writable() && started.elapsed() >= Duration::from_secs(1)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_shares;
+
+    #[test]
+    fn the_open_files_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             63704                63704                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(super::open_files_limit(limits), Some(1024));
+        assert_eq!(
+            super::open_files_limit("Max open files  unlimited  unlimited  files"),
+            None
+        );
+        assert_eq!(super::open_files_limit(""), None);
+    }
+
+    #[test]
+    fn the_connection_bound_is_shared_among_the_workers_rounding_up() {
+        assert_eq!(connection_shares(10_000, 2), (2, 5_000));
+        assert_eq!(connection_shares(10_001, 2), (2, 5_001));
+        assert_eq!(connection_shares(10, 3), (3, 4));
+        // Fewer connections than CPUs: one worker per connection.
+        assert_eq!(connection_shares(2, 8), (2, 1));
+        assert_eq!(connection_shares(1, 8), (1, 1));
+        assert_eq!(connection_shares(100, 1024), (100, 1));
     }
 }

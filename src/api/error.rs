@@ -31,6 +31,8 @@ pub enum ErrorType {
     UnknownOperationException,
     UnsupportedMediaTypeException,
     RequestEntityTooLargeException,
+    /// 408: the body did not arrive within `server.body_read_timeout_seconds`.
+    RequestTimeoutException,
     // Authentication errors, as AWS's front door sends them (auth.mode = "sigv4").
     MissingAuthenticationTokenException,
     IncompleteSignatureException,
@@ -59,6 +61,7 @@ impl ErrorType {
             ServiceUnavailableException => StatusCode::SERVICE_UNAVAILABLE,
             UnsupportedMediaTypeException => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestEntityTooLargeException => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeoutException => StatusCode::REQUEST_TIMEOUT,
             MissingAuthenticationTokenException
             | IncompleteSignatureException
             | UnrecognizedClientException
@@ -86,6 +89,7 @@ impl ErrorType {
             UnknownOperationException => "UnknownOperationException",
             UnsupportedMediaTypeException => "UnsupportedMediaTypeException",
             RequestEntityTooLargeException => "RequestEntityTooLargeException",
+            RequestTimeoutException => "RequestTimeoutException",
             MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
             IncompleteSignatureException => "IncompleteSignatureException",
             UnrecognizedClientException => "UnrecognizedClientException",

@@ -16,15 +16,16 @@ mod faults;
 mod input;
 mod metrics;
 mod pagination;
+#[cfg(test)]
+mod props;
 mod router;
 mod tags;
 mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix_web::error::PayloadError;
 use actix_web::http::header::HeaderValue;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -139,10 +140,20 @@ fn splitmix64(n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How a request body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Larger bodies get 413 (`server.max_body_bytes`).
+    pub max_bytes: usize,
+    /// A body still arriving this long after the head gets 408, and its
+    /// connection is closed (`server.body_read_timeout_seconds`).
+    pub read_timeout: Duration,
+}
+
 /// Registers the API on an actix `App`.
 pub fn configure(
     state: web::Data<AppState>,
-    max_body_bytes: usize,
+    body: BodyLimits,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         #[cfg(feature = "failpoints")]
@@ -152,7 +163,7 @@ pub fn configure(
                 web::delete().to(remove_fail_point),
             );
         cfg.app_data(state)
-            .app_data(web::PayloadConfig::new(max_body_bytes))
+            .app_data(web::Data::new(body))
             .default_service(web::to(dispatch));
     }
 }
@@ -178,6 +189,55 @@ async fn remove_fail_point(name: web::Path<String>) -> HttpResponse {
     text(StatusCode::OK, "removed\n".into())
 }
 
+/// Reads the whole body within `limits`. A refusal leaves the rest of the
+/// body unread, and actix closes a connection whose request body was not
+/// read to its end once the answer is sent: a stalled client loses its
+/// connection at the deadline.
+async fn read_body_bytes(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+) -> Result<web::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorType::RequestEntityTooLargeException,
+            format!(
+                "The request body is larger than the server accepts ({} bytes, \
+                 server.max_body_bytes).",
+                limits.max_bytes
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return Err(too_large());
+    }
+    match actix_web::rt::time::timeout(
+        limits.read_timeout,
+        payload.to_bytes_limited(limits.max_bytes),
+    )
+    .await
+    {
+        Err(_elapsed) => Err(ApiError::new(
+            ErrorType::RequestTimeoutException,
+            format!(
+                "The request body did not arrive within {} s of the request's head \
+                 (server.body_read_timeout_seconds); send the whole body at once.",
+                limits.read_timeout.as_secs()
+            ),
+        )),
+        Ok(Err(_limit)) => Err(too_large()),
+        Ok(Ok(Err(e))) => Err(ApiError::invalid_parameter(format!(
+            "The request body could not be read: {e}."
+        ))),
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+    }
+}
+
 fn text(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -193,10 +253,12 @@ pub(crate) fn ok_json<T: Serialize>(value: &T) -> HttpResponse {
 
 async fn dispatch(
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    payload: web::Payload,
+    limits: web::Data<BodyLimits>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
+    let body = read_body_bytes(&req, payload, **limits).await;
     let endpoint = Endpoint::parse(
         req.method(),
         req.uri().path(),
@@ -211,20 +273,27 @@ async fn dispatch(
     let request_id = state.request_ids.next();
     let mut text = uuid::Uuid::encode_buffer();
     let request_id: &str = request_id.hyphenated().encode_lower(&mut text);
-    let payload = body.as_deref().ok();
-    // Signature first: a refused caller meets no fault and learns nothing.
-    let result = match state.auth.check(&req, access(&req, &endpoint), payload) {
-        Err(refused) => Err(refused.into()),
-        Ok(()) => match endpoint {
-            Ok(endpoint) => match faults::before(&state, &endpoint, request_id).await {
-                Ok(lost) => {
-                    let result = handle(&req, endpoint, body, &state).await;
-                    faults::after(&state, lost, operation, result, request_id)
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
+    let result = match body {
+        // A stalled body is answered as such whoever sent it: there is no
+        // body to check a signature against.
+        Err(e) if e.kind == ErrorType::RequestTimeoutException => Err(e),
+        body => {
+            let payload = body.as_deref().ok();
+            // Signature first: a refused caller meets no fault and learns nothing.
+            match state.auth.check(&req, access(&req, &endpoint), payload) {
+                Err(refused) => Err(refused.into()),
+                Ok(()) => match endpoint {
+                    Ok(endpoint) => match faults::before(&state, &endpoint, request_id).await {
+                        Ok(lost) => {
+                            let result = handle(&req, endpoint, body, &state).await;
+                            faults::after(&state, lost, operation, result, request_id)
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                },
+            }
+        }
     };
     // Every error of a request about a cluster names it, however early it was refused.
     let result = result.map_err(|e| match (&e.cluster_name, cluster) {
@@ -283,27 +352,13 @@ fn access(req: &HttpRequest, endpoint: &Result<Endpoint, ApiError>) -> Access {
     }
 }
 
-fn read_body(
-    req: &HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
-) -> Result<JsonBody, ApiError> {
-    let bytes = body.map_err(|e| match e.as_error::<PayloadError>() {
-        Some(PayloadError::Overflow) => ApiError::new(
-            ErrorType::RequestEntityTooLargeException,
-            "The request body is larger than the server accepts (server.max_body_bytes).",
-        ),
-        _ => ApiError::invalid_parameter(format!("The request body could not be read: {e}.")),
-    })?;
-    JsonBody::from_request(req, &bytes)
-}
-
 async fn handle(
     req: &HttpRequest,
     endpoint: Endpoint,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: Result<web::Bytes, ApiError>,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(req, body)?;
+    let body = JsonBody::from_request(req, &body?)?;
     let query = Query::parse(req.query_string())?;
     match endpoint {
         Endpoint::CreateCluster => clusters::create(state, body).await,

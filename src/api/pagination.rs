@@ -22,8 +22,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Lowercase hex digits only, as `hex` writes them: `from_str_radix` alone
+/// would also take `+` and capitals, so that many texts opened as one token.
+fn is_hex(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !is_hex(text) {
         return None;
     }
     (0..text.len())
@@ -82,6 +88,9 @@ impl PageTokens {
         };
         let (last, check) = token.split_once('.').ok_or_else(invalid)?;
         let last = unhex(last).ok_or_else(invalid)?;
+        if check.len() != 16 || !is_hex(check) {
+            return Err(invalid());
+        }
         let check = u64::from_str_radix(check, 16).map_err(|_| invalid())?;
         if check != self.check(listing, &last) {
             return Err(invalid());
@@ -92,6 +101,8 @@ impl PageTokens {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -131,5 +142,60 @@ mod tests {
             let query = Query::parse(start).unwrap();
             assert_eq!(tokens.resume_after("clusters", &query).unwrap(), None);
         }
+    }
+
+    #[test]
+    fn any_key_comes_back_from_its_token_and_only_from_it() {
+        let input = (any::<[u8; 16]>(), ".{0,40}", ".{0,40}", ".{0,80}");
+        crate::props::check(
+            "nextToken round trip",
+            512,
+            input,
+            |(secret, listing, other, last)| {
+                let tokens = PageTokens::new(secret);
+                let token = tokens.issue(&listing, &last);
+                prop_assert_eq!(tokens.open(&listing, &token).unwrap(), last);
+                if other != listing {
+                    prop_assert!(tokens.open(&other, &token).is_err());
+                }
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn any_text_as_a_token_opens_only_as_what_was_issued_or_is_a_client_error() {
+        let token = prop_oneof![
+            ".*",
+            "[0-9a-fA-F+]{0,12}\\.[0-9a-fA-F+-]{0,18}",
+            (".{0,20}").prop_map(|last| PageTokens::new([7; 16]).issue("clusters", &last)),
+            (".{0,20}", 0..40usize, any::<char>()).prop_map(|(last, at, c)| {
+                let mut token: Vec<char> = PageTokens::new([7; 16])
+                    .issue("clusters", &last)
+                    .chars()
+                    .collect();
+                let at = at % token.len();
+                token[at] = c;
+                token.into_iter().collect()
+            }),
+        ];
+        crate::props::check("nextToken codec", 512, token, |token: String| {
+            let tokens = PageTokens::new([7; 16]);
+            match tokens.open("clusters", &token) {
+                Ok(last) => prop_assert_eq!(tokens.issue("clusters", &last), token.clone()),
+                Err(e) => prop_assert_eq!(e.status(), 400),
+            }
+            let query = Query::parse(&format!("nextToken={}", encode(&token)));
+            if let Ok(query) = query {
+                if let Err(e) = tokens.resume_after("clusters", &query) {
+                    prop_assert_eq!(e.status(), 400);
+                }
+            }
+            Ok(())
+        });
+    }
+
+    fn encode(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
     }
 }

@@ -271,6 +271,8 @@ pub fn percent_decode(segment: &str) -> Result<String, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn parse(method: Method, path: &str) -> Result<Endpoint, ApiError> {
@@ -397,5 +399,150 @@ mod tests {
         assert!(percent_decode("a%2").is_err());
         assert!(percent_decode("a%zz").is_err());
         assert!(percent_decode("%ff").is_err());
+    }
+
+    /// Every byte outside the unreserved set as `%XX`.
+    fn encoded(label: &str) -> String {
+        label
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn any_label_survives_percent_encoding_and_decoding() {
+        crate::props::check("percent round trip", 512, ".*", |label: String| {
+            prop_assert_eq!(percent_decode(&encoded(&label)).unwrap(), label.clone());
+            if !label.contains('%') {
+                prop_assert_eq!(percent_decode(&label).unwrap(), label);
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn any_segment_decodes_or_is_refused_as_a_client_error() {
+        let segment = prop_oneof![".*", "(%[0-9a-fA-F]{0,2}|[^%]{0,3}){0,8}"];
+        crate::props::check("percent decoding", 512, segment, |segment: String| {
+            match percent_decode(&segment) {
+                Ok(decoded) => prop_assert!(decoded.len() <= segment.len()),
+                Err(e) => prop_assert_eq!(e.status(), 400),
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn any_method_and_path_routes_or_is_refused_as_a_client_error() {
+        let method = prop_oneof![
+            Just(Method::GET),
+            Just(Method::POST),
+            Just(Method::PUT),
+            Just(Method::DELETE),
+            Just(Method::PATCH),
+            "[A-Z]{1,8}".prop_map(|m| Method::from_bytes(m.as_bytes()).unwrap()),
+        ];
+        let part = prop_oneof![
+            Just("clusters".to_owned()),
+            Just("pod-identity-associations".to_owned()),
+            Just("tags".to_owned()),
+            Just("admin".to_owned()),
+            Just("v1".to_owned()),
+            Just("status".to_owned()),
+            ".{0,12}",
+        ];
+        let path = prop_oneof![
+            ".*",
+            prop::collection::vec(part, 0..6).prop_map(|parts| format!("/{}", parts.join("/"))),
+        ];
+        let input = (method, path, any::<bool>());
+        crate::props::check("routing", 512, input, |(method, path, clock)| {
+            if let Err(e) = Endpoint::parse(&method, &path, clock) {
+                prop_assert!(e.status().is_client_error(), "{} {path}: {e:?}", method);
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_route_takes_its_labels_whatever_they_hold() {
+        crate::props::check("labels", 512, (".*", ".*"), |(a, b): (String, String)| {
+            let (ea, eb) = (encoded(&a), encoded(&b));
+            let routes = [
+                (
+                    Method::GET,
+                    format!("/clusters/{ea}"),
+                    Endpoint::DescribeCluster { name: a.clone() },
+                ),
+                (
+                    Method::DELETE,
+                    format!("/clusters/{ea}"),
+                    Endpoint::DeleteCluster { name: a.clone() },
+                ),
+                (
+                    Method::POST,
+                    format!("/clusters/{ea}/pod-identity-associations"),
+                    Endpoint::CreatePodIdentityAssociation { cluster: a.clone() },
+                ),
+                (
+                    Method::GET,
+                    format!("/clusters/{ea}/pod-identity-associations"),
+                    Endpoint::ListPodIdentityAssociations { cluster: a.clone() },
+                ),
+                (
+                    Method::GET,
+                    format!("/clusters/{ea}/pod-identity-associations/{eb}"),
+                    Endpoint::DescribePodIdentityAssociation {
+                        cluster: a.clone(),
+                        id: b.clone(),
+                    },
+                ),
+                (
+                    Method::POST,
+                    format!("/clusters/{ea}/pod-identity-associations/{eb}"),
+                    Endpoint::UpdatePodIdentityAssociation {
+                        cluster: a.clone(),
+                        id: b.clone(),
+                    },
+                ),
+                (
+                    Method::DELETE,
+                    format!("/clusters/{ea}/pod-identity-associations/{eb}"),
+                    Endpoint::DeletePodIdentityAssociation {
+                        cluster: a.clone(),
+                        id: b.clone(),
+                    },
+                ),
+                (
+                    Method::POST,
+                    format!("/tags/{ea}"),
+                    Endpoint::TagResource { arn: a.clone() },
+                ),
+                (
+                    Method::DELETE,
+                    format!("/tags/{ea}"),
+                    Endpoint::UntagResource { arn: a.clone() },
+                ),
+                (
+                    Method::GET,
+                    format!("/tags/{ea}"),
+                    Endpoint::ListTagsForResource { arn: a.clone() },
+                ),
+                (
+                    Method::PUT,
+                    format!("/admin/v1/clusters/{ea}/status"),
+                    Endpoint::SetClusterStatus { name: a.clone() },
+                ),
+            ];
+            for (method, path, expected) in routes {
+                prop_assert_eq!(parse(method, &path).unwrap(), expected, "{}", path);
+            }
+            Ok(())
+        });
     }
 }

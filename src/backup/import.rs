@@ -3,27 +3,40 @@
 //!
 //! In this order, so that every refusal writes nothing:
 //! 1. the store must be empty (looked at without creating or migrating it);
-//! 2. every line of the file is read and checked (`format::read`);
+//! 2. every line of the file is read and checked (`format::check`),
+//!    including `limits.associations_per_cluster`;
 //! 3. only then is the store opened (created, or migrated when older) and
-//!    everything written, tree by tree in key order (in three passes, with
-//!    sled cleaning its log meanwhile), under a marker that a
-//!    store left by an unfinished import keeps (the server refuses it), with
-//!    the index entries and each cluster's association count rebuilt;
+//!    everything written, reading the file again once per pass (three,
+//!    with sled cleaning its log meanwhile), under a marker that a store
+//!    left by an unfinished import keeps (the server refuses it), with the
+//!    index entries and each cluster's association count rebuilt;
 //! 4. the store is closed: a flush and an fsync of its data file; then
 //!    opened once more, so that sled writes its recovery snapshot.
 //!
 //! # Limits
-//! The whole file is held in memory (as clusters and associations) between
-//! steps 2 and 3, so memory grows with the file (`cargo bench --bench
-//! scale` measures the peak; `docs/performance.md` has a run).
+//! The file is read a line at a time, never held: what the check keeps is
+//! the clusters and two 96-bit digests per association (to refuse a
+//! second ID or service account), which it drops before the writes; the
+//! writes hold the index entries of one run of a cluster's associations
+//! (at most `limits.associations_per_cluster`). sled's page
+//! cache is held to [`IMPORT_CACHE_CAPACITY_BYTES`] while it writes
+//! (`cargo bench --bench scale` measures the peak). A file that changes between the check
+//! and the writes stops the import with the store left unfinished.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use super::format::{self, FileError};
+use super::format::{self, Entry, FileError};
 use super::progress::Progress;
-use crate::store::{self, Imported, Store, StoreError, StoreSettings};
+use crate::domain::{Association, AwsIdentity};
+use crate::store::{self, ImportSource, Imported, Store, StoreError, StoreSettings};
+
+/// sled's page cache while the import writes, at most. The writes go in
+/// key order, so a small cache serves them; with the server's (1 GiB by
+/// default) every page written would stay in memory, and sled counts a page
+/// at its size on disk, well under what it takes in memory.
+const IMPORT_CACHE_CAPACITY_BYTES: u64 = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -61,7 +74,8 @@ pub fn import(
     })?;
     // Only for the progress bar: a size that cannot be read shows as 0.
     let total = opened.metadata().map(|m| m.len()).unwrap_or(0);
-    let export = format::read(BufReader::new(opened), &settings.identity, |done| {
+    let limit = settings.associations_per_cluster;
+    let summary = format::check(BufReader::new(opened), &settings.identity, limit, |done| {
         progress.bytes(done, total)
     })
     .map_err(|source| ImportError::File {
@@ -72,13 +86,20 @@ pub fn import(
     // bar makes way for those lines first.
     progress.finish();
     let cache_capacity_bytes = settings.cache_capacity_bytes;
-    let store = Store::open_for_import(dir, settings)?;
+    let associations = passes_over(file, &settings.identity, limit);
+    let store = Store::open_for_import(
+        dir,
+        StoreSettings {
+            cache_capacity_bytes: cache_capacity_bytes.min(IMPORT_CACHE_CAPACITY_BYTES),
+            ..settings
+        },
+    )?;
     progress.say(&format!(
         "writing clusters: {}, associations: {}",
-        export.clusters.len(),
-        export.associations.len()
+        summary.clusters.len(),
+        summary.associations
     ));
-    let imported = store.import(&export.clusters, &export.associations);
+    let imported = store.import(summary.clusters, associations);
     // Closed in every case, so that what was written is on disk: after a
     // failure that is part of the file under the unfinished-import marker,
     // which the server refuses.
@@ -100,4 +121,30 @@ pub fn import(
         );
     }
     Ok(imported)
+}
+
+/// The associations of `file`, read and checked afresh at each call: the
+/// store's passes over them.
+fn passes_over(file: &Path, identity: &AwsIdentity, limit: u64) -> ImportSource {
+    let (file, identity) = (file.to_owned(), identity.clone());
+    Box::new(move || {
+        let shown = file.display().to_string();
+        let changed = move |e: &dyn std::fmt::Display| {
+            format!(
+                "{shown} changed during the import ({e}); the store is left unfinished: empty \
+                 its directory and import again"
+            )
+        };
+        let opened = File::open(&file).map_err(|e| changed(&e))?;
+        let reader = format::Reader::new(BufReader::new(opened), &identity, limit)
+            .map_err(|e| changed(&e))?
+            .without_duplicate_checks();
+        let associations = reader.filter_map(move |entry| match entry {
+            Ok(Entry::Association(a)) => Some(Ok::<Association, String>(a)),
+            Ok(Entry::Cluster(_)) => None,
+            Err(e) => Some(Err(changed(&e))),
+        });
+        let pass: Box<dyn Iterator<Item = Result<Association, String>>> = Box::new(associations);
+        Ok(pass)
+    })
 }

@@ -67,6 +67,11 @@ pub fn association(cluster: &ClusterName, id: &AssociationId) -> Vec<u8> {
     join(&[cluster.as_str().as_bytes(), id.as_str().as_bytes()])
 }
 
+/// [`association`] from a record's strings, which need not be valid names.
+pub fn association_bytes(cluster: &str, id: &str) -> Vec<u8> {
+    join(&[cluster.as_bytes(), id.as_bytes()])
+}
+
 /// `association_index`: cluster, namespace, service account → association ID.
 pub fn association_index(
     cluster: &ClusterName,
@@ -142,6 +147,17 @@ pub fn is_association_create_token(key: &[u8]) -> bool {
     key.split(|b| *b == SEP).nth(1) == Some(b"association.create")
 }
 
+/// The `associations` key of the association an Update token's key names;
+/// `None` for any other key.
+pub fn update_token_association(key: &[u8]) -> Option<Vec<u8>> {
+    let mut parts = key.split(|b| *b == SEP);
+    let cluster = parts.next()?;
+    if parts.next()? != b"association.update" {
+        return None;
+    }
+    Some(join(&[cluster, parts.next()?]))
+}
+
 /// The prefix of every Update token of one association.
 pub fn association_update_tokens(cluster: &ClusterName, id: &AssociationId) -> Vec<u8> {
     join(&[
@@ -170,6 +186,20 @@ mod tests {
         let b = association(&name("prod-2"), &id("a-aaaaaaaaaaaaaaaaa"));
         assert!(a.starts_with(&cluster_prefix(&name("prod"))));
         assert!(!b.starts_with(&cluster_prefix(&name("prod"))));
+    }
+
+    #[test]
+    fn an_update_token_names_its_association() {
+        let (c, a) = (name("prod"), id("a-aaaaaaaaaaaaaaaaa"));
+        let token = ClientRequestToken::parse("t-1").unwrap();
+        assert_eq!(
+            update_token_association(&super::token(&c, TokenScope::UpdateAssociation(&a), &token)),
+            Some(association(&c, &a))
+        );
+        assert_eq!(
+            update_token_association(&super::token(&c, TokenScope::CreateAssociation, &token)),
+            None
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use check::{check, CheckReport};
 pub use eks_auth::PodIdentityTarget;
 pub use error::StoreError;
 pub use open::{stored_compressed, write_recovery_snapshot};
-pub use snapshot::{contents, Imported, Snapshot, StoreContents};
+pub use snapshot::{contents, ImportSource, Imported, Snapshot, StoreContents};
 pub use tokens::SweepCursor;
 
 use crate::domain::{AwsIdentity, ClusterStatus};

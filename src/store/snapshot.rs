@@ -75,11 +75,20 @@ impl Store {
     /// Loads clusters and associations into this store, which must be empty,
     /// rebuilding the index entries and each cluster's association count.
     ///
-    /// Everything is checked before anything is written; then the records go
-    /// in key order, one tree at a time, under a marker
-    /// (`keys::META_IMPORT_UNFINISHED`) removed at the end. A store left by
-    /// an import that did not finish keeps the marker and is refused, so an
-    /// import is served whole or not at all.
+    /// `associations` yields the associations afresh each time it is called
+    /// (the import reads its file once per pass: [`IMPORT_PASSES`]), the
+    /// same ones in the same order every time, each cluster's together and
+    /// ideally in key order, as an export lists them; the caller has
+    /// checked them. So memory does not grow with their number: at most
+    /// one cluster's index entries are held at a time.
+    ///
+    /// The clusters are checked before anything is written; then the records
+    /// go under a marker (`keys::META_IMPORT_UNFINISHED`) removed at the end.
+    /// Whatever goes wrong after the marker (an association of a cluster not
+    /// given, a key given twice, more than `limits.associations_per_cluster`
+    /// in a cluster, a source that fails: the file changed between passes)
+    /// leaves the marker, and a store left by an import that did not finish
+    /// is refused, so an import is served whole or not at all.
     ///
     /// It is durable once [`Store::close`] returned (the caller closes the
     /// store when done). Clusters are stored with their status and times as
@@ -89,36 +98,57 @@ impl Store {
     /// its log as the import writes; opened with [`Store::open`], the import
     /// works but leaves a larger data dir.
     ///
-    /// The checks and the encoding run on the caller's thread; the writes,
-    /// like every write, on the writer thread, which this call waits for.
+    /// The writes, like every write, run on the writer thread, which this
+    /// call waits for.
     pub fn import(
         &self,
-        clusters: &[Cluster],
-        associations: &[Association],
+        clusters: Vec<Cluster>,
+        associations: ImportSource,
     ) -> Result<Imported, StoreError> {
-        let records = self.inner.prepare_import(clusters, associations)?;
-        self.write_blocking(move |s, writing| s.write_import(writing, records))?;
-        Ok(Imported {
-            clusters: clusters.len(),
-            associations: associations.len(),
-            index_entries: associations.len(),
-        })
+        self.inner.check_import(&clusters)?;
+        self.write_blocking(move |s, writing| s.write_import(writing, clusters, associations))
     }
 }
 
-/// The records of an import, checked and encoded: (key, value) per tree.
-struct ImportRecords {
-    clusters: Vec<(Vec<u8>, Vec<u8>)>,
-    associations: Vec<(Vec<u8>, Vec<u8>)>,
-    index: Vec<(Vec<u8>, Vec<u8>)>,
+/// The associations of an import: each call starts a fresh pass over them.
+/// An `Err` (as a pass or as an item) stops the import with its message.
+pub type ImportSource = Box<
+    dyn FnMut() -> Result<Box<dyn Iterator<Item = Result<Association, String>>>, String> + Send,
+>;
+
+/// How many passes an import makes over its associations.
+const IMPORT_PASSES: u64 = 3;
+
+/// The records of one tree's import held to be sorted together (one
+/// cluster's index entries), in one pass.
+struct Run<'t> {
+    tree: &'t sled::Tree,
+    pass: u64,
+    /// The place in the whole sequence of the first record held.
+    position: u64,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    what: &'static str,
 }
 
-/// How many passes [`insert_in_key_order`] makes over the sorted records.
-const IMPORT_PASSES: usize = 3;
+impl Run<'_> {
+    /// Inserts this pass's share of the records held, and lets them go.
+    fn insert(&mut self) -> Result<(), StoreError> {
+        insert_pass(
+            self.tree,
+            &mut self.records,
+            &mut self.position,
+            self.pass,
+            self.what,
+        )
+    }
+}
 
-/// Inserts `records` into `tree` in key order, one plain insert each (see
-/// `Inner::import`), in [`IMPORT_PASSES`] passes: the first inserts every
-/// third record, the next two fill in the ones between.
+/// One pass's share of `chunk`, the next records of a tree's import: sorted,
+/// then each whose place in the whole sequence (`position` onwards) is
+/// `pass` modulo [`IMPORT_PASSES`] is inserted, one plain insert each. Over
+/// the passes every record is inserted once: the first pass inserts every
+/// third record, the next two fill in the ones between. A key already in the
+/// tree is refused (`what` names the kind of record).
 ///
 /// In one pass, sled 0.34 writes each record about three times: as a
 /// delta of the leaf at the tree's right-hand edge, in the new right half
@@ -127,15 +157,23 @@ const IMPORT_PASSES: usize = 3;
 /// key range; the later passes add deltas to them in place, splitting each
 /// about once, which leaves a smaller data file than one pass (three passes
 /// did best of the counts tried: docs/performance.md).
-fn insert_in_key_order(
+fn insert_pass(
     tree: &sled::Tree,
-    mut records: Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<(), sled::Error> {
-    records.sort_unstable();
-    for pass in 0..IMPORT_PASSES {
-        for (key, value) in records.iter().skip(pass).step_by(IMPORT_PASSES) {
-            tree.insert(key.as_slice(), value.as_slice())?;
+    chunk: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    position: &mut u64,
+    pass: u64,
+    what: &str,
+) -> Result<(), StoreError> {
+    chunk.sort_unstable();
+    for (key, value) in chunk.drain(..) {
+        if *position % IMPORT_PASSES == pass
+            && tree.insert(key.as_slice(), value.as_slice())?.is_some()
+        {
+            return Err(StoreError::ImportRefused(format!(
+                "{what} is given twice (did the file change during the import?)"
+            )));
         }
+        *position += 1;
     }
     Ok(())
 }
@@ -182,15 +220,11 @@ impl Inner {
         })
     }
 
-    /// Checks an import against the store (empty) and against itself, and
-    /// encodes its records.
-    fn prepare_import(
-        &self,
-        clusters: &[Cluster],
-        associations: &[Association],
-    ) -> Result<ImportRecords, StoreError> {
+    /// Checks an import's clusters against the store (empty) and against
+    /// themselves.
+    fn check_import(&self, clusters: &[Cluster]) -> Result<(), StoreError> {
         // The caller holds sled's lock on the directory, so nothing else can
-        // write between this look and the transaction.
+        // write between this look and the writes.
         let contents = contents_of(&self.trees);
         if !contents.is_empty() || !self.trees.index.is_empty() {
             return Err(StoreError::NotEmpty {
@@ -199,76 +233,28 @@ impl Inner {
                 associations: contents.associations,
             });
         }
-        let refuse = |message: String| Err(StoreError::ImportRefused(message));
-        let mut counts: HashMap<&ClusterName, u64> = HashMap::new();
+        let mut names = HashSet::new();
         for cluster in clusters {
-            if counts.insert(&cluster.name, 0).is_some() {
-                return refuse(format!("cluster {} is given twice", cluster.name));
+            if !names.insert(&cluster.name) {
+                return Err(StoreError::ImportRefused(format!(
+                    "cluster {} is given twice",
+                    cluster.name
+                )));
             }
         }
-        let mut index_keys = HashSet::new();
-        let mut association_keys = HashSet::new();
-        for a in associations {
-            let Some(count) = counts.get_mut(&a.cluster) else {
-                return refuse(format!(
-                    "association {} is in cluster {}, which is not imported",
-                    a.id, a.cluster
-                ));
-            };
-            *count += 1;
-            if !association_keys.insert(keys::association(&a.cluster, &a.id)) {
-                return refuse(format!(
-                    "association {} of cluster {} is given twice",
-                    a.id, a.cluster
-                ));
-            }
-            if !index_keys.insert(keys::association_index(
-                &a.cluster,
-                &a.namespace,
-                &a.service_account,
-            )) {
-                return refuse(format!(
-                    "cluster {} has two associations for namespace {} and service account {}",
-                    a.cluster, a.namespace, a.service_account
-                ));
-            }
-        }
-        let clusters = clusters
-            .iter()
-            .map(|cluster| {
-                let mut record = ClusterRecord::new(cluster);
-                record.association_count = counts[&cluster.name];
-                (keys::cluster(&cluster.name), encode(&record))
-            })
-            .collect();
-        let index = associations
-            .iter()
-            .map(|a| {
-                let key = keys::association_index(&a.cluster, &a.namespace, &a.service_account);
-                (key, encode(&IndexRecord::new(&a.id)))
-            })
-            .collect();
-        let associations = associations
-            .iter()
-            .map(|a| {
-                let record = encode(&AssociationRecord::new(a, None));
-                (keys::association(&a.cluster, &a.id), record)
-            })
-            .collect();
-        Ok(ImportRecords {
-            clusters,
-            associations,
-            index,
-        })
+        Ok(())
     }
 
-    /// Writes an import's records (on the writer thread).
+    /// Writes an import (on the writer thread).
     fn write_import(
         &self,
         writing: &Writing<'_>,
-        records: ImportRecords,
-    ) -> Result<(), StoreError> {
+        clusters: Vec<Cluster>,
+        mut associations: ImportSource,
+    ) -> Result<Imported, StoreError> {
         let trees = writing.trees();
+        let limit = self.settings.associations_per_cluster;
+        let refused = |message: String| StoreError::ImportRefused(message);
         // sled's flush thread runs during an import (`Store::open_for_import`)
         // and fsyncs through a file handle of its own, only logging a failure.
         // Linux reports a failed write-back to every handle that was open when
@@ -280,9 +266,82 @@ impl Inner {
         // record, so a store that recovers some of them after a crash
         // recovers the marker too, and is refused until imported again.
         trees.meta.insert(keys::META_IMPORT_UNFINISHED, &b"1"[..])?;
+        let mut counts: HashMap<ClusterName, u64> =
+            clusters.iter().map(|c| (c.name.clone(), 0)).collect();
+        let mut total = 0;
+        // Both trees in key order (in passes), one plain insert each: sled
+        // then fills nodes in order, instead of touching every node in each
+        // batch (a transaction applies its writes in hash order) and leaving
+        // garbage in every segment. An export lists associations in key
+        // order, and each cluster's index entries are sorted before they go.
+        // The marker above makes the import all or nothing; sled's log keeps
+        // the inserts in order, so a store that recovers the marker's
+        // removal recovers every insert before it.
+        for pass in 0..IMPORT_PASSES {
+            let mut position = 0;
+            let mut index = Run {
+                tree: &trees.index,
+                pass,
+                position: 0,
+                records: Vec::new(),
+                what: "a namespace and service account",
+            };
+            let mut index_cluster: Option<ClusterName> = None;
+            for a in associations().map_err(refused)? {
+                let a = a.map_err(refused)?;
+                if pass == 0 {
+                    let Some(count) = counts.get_mut(&a.cluster) else {
+                        return Err(refused(format!(
+                            "association {} is in cluster {}, which is not imported",
+                            a.id, a.cluster
+                        )));
+                    };
+                    *count += 1;
+                    total += 1;
+                    if *count > limit {
+                        return Err(refused(format!(
+                            "cluster {} has more than {limit} associations \
+                             (limits.associations_per_cluster)",
+                            a.cluster
+                        )));
+                    }
+                }
+                if position % IMPORT_PASSES == pass {
+                    let record = encode(&AssociationRecord::new(&a, None));
+                    let key = keys::association(&a.cluster, &a.id);
+                    if trees.associations.insert(key, record)?.is_some() {
+                        return Err(refused(format!(
+                            "association {} of cluster {} is given twice (did the file change \
+                             during the import?)",
+                            a.id, a.cluster
+                        )));
+                    }
+                }
+                position += 1;
+                if index_cluster.as_ref() != Some(&a.cluster) {
+                    index.insert()?;
+                    index_cluster = Some(a.cluster.clone());
+                }
+                // Bounded by the limit above, checked in the first pass.
+                index.records.push((
+                    keys::association_index(&a.cluster, &a.namespace, &a.service_account),
+                    encode(&IndexRecord::new(&a.id)),
+                ));
+            }
+            index.insert()?;
+            if pass > 0 && position != total {
+                return Err(refused(format!(
+                    "the file held {total} associations, then {position} \
+                     (did it change during the import?)"
+                )));
+            }
+        }
         writing.transact(|tx| {
-            for (key, record) in &records.clusters {
-                tx.clusters.insert(&key[..], &record[..])?;
+            for cluster in &clusters {
+                let mut record = ClusterRecord::new(cluster);
+                record.association_count = counts[&cluster.name];
+                tx.clusters
+                    .insert(keys::cluster(&cluster.name), encode(&record))?;
             }
             Ok(())
         })?;
@@ -291,21 +350,17 @@ impl Inner {
         // `durable-writes` witness written at close) must cover the import,
         // so that a log that lost its end is told apart.
         self.commit.note_write();
-        // One tree at a time, in key order (in passes), one plain insert
-        // each: sled then fills nodes in order, instead of touching every
-        // node of both trees in each batch (a transaction applies its writes
-        // in hash order) and leaving garbage in every segment. The marker above
-        // makes the import all or nothing; sled's log keeps the inserts in
-        // order, so a store that recovers the marker's removal recovers
-        // every insert before it.
-        insert_in_key_order(&trees.associations, records.associations)?;
-        insert_in_key_order(&trees.index, records.index)?;
         self.db.flush()?;
         files
             .sync()
             .map_err(|e| StoreError::io("fsync the imported records", &self.dir, e))?;
         trees.meta.remove(keys::META_IMPORT_UNFINISHED)?;
-        Ok(())
+        let total = usize::try_from(total).expect("counted in memory");
+        Ok(Imported {
+            clusters: clusters.len(),
+            associations: total,
+            index_entries: total,
+        })
     }
 }
 
@@ -346,7 +401,10 @@ pub fn contents(
 mod tests {
     use super::*;
     use crate::domain::association_fixtures::{new_association, role};
-    use crate::domain::{Association, AssociationId, Cluster, ClusterName, NewCluster};
+    use crate::domain::{
+        Association, AssociationId, Cluster, ClusterName, NewAssociation, NewCluster,
+        ServiceAccountName,
+    };
     use crate::store::tests::open;
 
     const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -365,10 +423,15 @@ mod tests {
         )
     }
 
-    fn association(cluster: &str, id: &str) -> Association {
+    /// An association of `cluster` for the service account `sa` of `default`.
+    fn association(cluster: &str, id: &str, sa: &str) -> Association {
         let cluster = ClusterName::parse("name", cluster).unwrap();
         let id = AssociationId::parse(id).unwrap();
-        Association::new(cluster, id, new_association(), NOW).unwrap()
+        let new = NewAssociation {
+            service_account: ServiceAccountName::parse(sa).unwrap(),
+            ..new_association()
+        };
+        Association::new(cluster, id, new, NOW).unwrap()
     }
 
     #[test]
@@ -380,8 +443,8 @@ mod tests {
         std::fs::remove_dir_all(dir.path().join("blobs")).unwrap();
         std::fs::write(dir.path().join("blobs"), b"").unwrap();
         let result = store.import(
-            &[cluster("c1")],
-            &[association("c1", "a-aaaaaaaaaaaaaaaaa")],
+            vec![cluster("c1")],
+            source(vec![association("c1", "a-aaaaaaaaaaaaaaaaa", "app")]),
         );
         match result {
             Err(StoreError::Io { action, .. }) => assert_eq!(action, "fsync the imported records"),
@@ -396,6 +459,81 @@ mod tests {
                 .unwrap(),
             "the marker was removed although the records may not be on disk"
         );
+    }
+
+    /// A source that yields `associations` at every pass.
+    fn source(associations: Vec<Association>) -> ImportSource {
+        Box::new(move || {
+            let pass: Box<dyn Iterator<Item = Result<Association, String>>> =
+                Box::new(associations.clone().into_iter().map(Ok));
+            Ok(pass)
+        })
+    }
+
+    #[test]
+    fn an_import_counts_and_indexes_every_association_and_refuses_what_the_file_cannot_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let associations: Vec<_> = (0..10)
+            .map(|n| association("c1", &format!("a-{n:017}"), &format!("sa{n}")))
+            .collect();
+        let imported = store
+            .import(vec![cluster("c1"), cluster("c2")], source(associations))
+            .unwrap();
+        assert_eq!(
+            imported,
+            Imported {
+                clusters: 2,
+                associations: 10,
+                index_entries: 10
+            }
+        );
+        assert_eq!(store.inner.trees.associations.len(), 10);
+        assert_eq!(store.inner.trees.index.len(), 10);
+        let c1: ClusterRecord = decode(
+            &store
+                .inner
+                .trees
+                .clusters
+                .get(keys::cluster(&cluster("c1").name))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c1.association_count, 10);
+
+        // Refusals after the marker keep it: the store is refused as unfinished.
+        let twice = association("c1", "a-aaaaaaaaaaaaaaaaa", "app");
+        for (associations, expected) in [
+            (vec![association("c9", "a-aaaaaaaaaaaaaaaaa", "app")], "c9"),
+            (vec![twice.clone(), twice], "given twice"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path());
+            match store.import(vec![cluster("c1")], source(associations)) {
+                Err(StoreError::ImportRefused(message)) => {
+                    assert!(message.contains(expected), "{message}")
+                }
+                other => panic!("expected a refusal naming {expected}: {other:?}"),
+            }
+            assert!(store
+                .inner
+                .trees
+                .meta
+                .contains_key(keys::META_IMPORT_UNFINISHED)
+                .unwrap());
+        }
+    }
+
+    /// Inserts `records` as the import does, in every pass.
+    fn insert_in_key_order(
+        tree: &sled::Tree,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        for pass in 0..IMPORT_PASSES {
+            insert_pass(tree, &mut records.clone(), &mut 0, pass, "a record")?;
+        }
+        Ok(())
     }
 
     /// `count` records shaped like associations: a 25-byte key (one of 20

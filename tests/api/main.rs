@@ -28,6 +28,7 @@ mod sdk;
 mod sdk_eks_auth;
 mod service;
 mod session_members;
+mod slow_clients;
 mod startup;
 mod storage_faults;
 mod sts_provider;

@@ -313,6 +313,52 @@ fn check_names_a_token_left_under_a_cluster_that_is_gone() {
 }
 
 #[test]
+fn check_names_a_token_whose_association_is_gone() {
+    let mut app = TestApp::spawn();
+    app.given_cluster("c1");
+    let created = app
+        .create_association(
+            "c1",
+            &json!({"namespace": "ns", "serviceAccount": "sa", "roleArn": role("a"),
+                    "clientRequestToken": "create-1"}),
+        )
+        .association();
+    let id = s(&created, "associationId").to_owned();
+    app.update_association(
+        "c1",
+        &id,
+        &json!({"roleArn": role("b"), "clientRequestToken": "update-1"}),
+    )
+    .association();
+    app.stop();
+    {
+        // What a Delete that forgot the association's tokens would leave.
+        let db = crate::helpers::open_store_directly(&app.data_dir).unwrap();
+        let cluster = ClusterName::parse("name", "c1").unwrap();
+        let associations = db.open_tree(keys::TREE_ASSOCIATIONS).unwrap();
+        let key = keys::association(&cluster, &AssociationId::parse(&id).unwrap());
+        assert!(associations.remove(key).unwrap().is_some());
+        let index = db.open_tree(keys::TREE_ASSOCIATION_INDEX).unwrap();
+        index.clear().unwrap();
+        db.flush().unwrap();
+    }
+    let exit = check(&app.data_dir);
+    assert!(!exit.status.success(), "{}", exit.stdout);
+    let problems = problems(&exit);
+    let expected = format!(
+        "token c1/association.create/create-1 answers with association c1/{id}, which no longer exists"
+    );
+    assert!(problems.contains(&expected.as_str()), "{problems:?}");
+    assert!(
+        exit.stdout.lines().any(|l| l.contains(&format!(
+            "token c1/association.update/{id}/update-1 is of association c1/{id}, which no longer exists"
+        ))),
+        "{}",
+        exit.stdout
+    );
+}
+
+#[test]
 fn check_names_every_problem_of_a_store_damaged_in_several_ways() {
     let mut app = TestApp::spawn();
     app.given_cluster("c1");

@@ -63,7 +63,7 @@ fn export_text(snapshot: Snapshot) -> String {
 }
 
 fn read_text(text: &str) -> Result<ExportFile, FileError> {
-    read(text.as_bytes(), &identity(), |_| {})
+    read(text.as_bytes(), &identity(), 5000)
 }
 
 fn line_error(text: &str) -> (u64, String) {
@@ -217,4 +217,30 @@ fn an_overlong_line_is_refused_without_reading_it_whole() {
     let (line, message) = line_error(&text);
     assert_eq!(line, 2);
     assert!(message.contains("longer than"), "{message}");
+}
+
+#[test]
+fn a_cluster_over_the_association_limit_is_refused_naming_the_first_one() {
+    let mut s = snapshot();
+    s.clusters.push(cluster("c3"));
+    s.associations = ["c1", "c2", "c2", "c3", "c3"]
+        .iter()
+        .enumerate()
+        .map(|(n, c)| association(c, &format!("a-{n:017}"), &format!("sa{n}")))
+        .collect();
+    let text = export_text(s);
+    let (line, message) = match read(text.as_bytes(), &identity(), 1) {
+        Err(FileError::Line { line, message }) => (line, message),
+        other => panic!("expected a line error, got {other:?}"),
+    };
+    assert_eq!(line, 7, "{message}");
+    assert!(
+        message.contains("cluster c2 has more than 1 associations")
+            && message.contains("limits.associations_per_cluster"),
+        "{message}"
+    );
+    let summary = check(text.as_bytes(), &identity(), 2, |_| {}).unwrap();
+    assert_eq!(summary.associations, 5);
+    assert_eq!(summary.counts[&cluster("c2").name], 2);
+    assert_eq!(summary.clusters.len(), 3);
 }

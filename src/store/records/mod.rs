@@ -33,6 +33,22 @@ fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// The most bytes one record may decode into. Far above any real record
+/// (the largest, a token saving an association with 50 tags of 4-byte
+/// characters and a full policy, is under 100 KiB), and what a damaged
+/// length prefix can make the decoder allocate: without a limit bincode
+/// allocates whatever length the bytes claim, and a claim of exabytes
+/// aborts the process.
+const MAX_DECODED_BYTES: usize = 4 << 20;
+
+fn decoding_config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_DECODED_BYTES>,
+> {
+    bincode_config().with_limit::<MAX_DECODED_BYTES>()
+}
+
 /// A stored value type and the format version it is written with.
 pub trait Record: Serialize + DeserializeOwned {
     const FORMAT: u8;
@@ -49,7 +65,7 @@ pub fn encode<T: Record>(record: &T) -> Vec<u8> {
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
     let body = body::<T>(bytes)?;
-    let (record, read) = bincode::serde::decode_from_slice(body, bincode_config())
+    let (record, read) = bincode::serde::decode_from_slice(body, decoding_config())
         .map_err(|e| StoreError::Corrupt(format!("{} record does not decode: {e}", T::WHAT)))?;
     if read != body.len() {
         return Err(StoreError::Corrupt(format!(
@@ -86,7 +102,7 @@ pub fn token_expires_at(bytes: &[u8]) -> Result<Timestamp, StoreError> {
         expires_at: i64,
     }
     let (head, _): (Head<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(body::<TokenRecord>(bytes)?, bincode_config())
+        bincode::serde::borrow_decode_from_slice(body::<TokenRecord>(bytes)?, decoding_config())
             .map_err(|e| StoreError::Corrupt(format!("token record does not decode: {e}")))?;
     Ok(Timestamp::from_millis(head.expires_at))
 }
@@ -94,6 +110,8 @@ pub fn token_expires_at(bytes: &[u8]) -> Result<Timestamp, StoreError> {
 #[cfg(test)]
 pub(super) mod tests {
     use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -170,5 +188,142 @@ pub(super) mod tests {
             token_expires_at(&bytes[..3]),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![".{0,24}", "[a-z0-9-]{1,12}"]
+    }
+
+    fn tags() -> impl Strategy<Value = BTreeMap<String, String>> {
+        prop::collection::btree_map(text(), text(), 0..4)
+    }
+
+    fn cluster() -> impl Strategy<Value = ClusterRecord> {
+        (
+            (text(), text(), text(), tags()),
+            (
+                any::<i64>(),
+                0u8..6,
+                any::<Option<i64>>(),
+                any::<u64>(),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (name, role_arn, version, tags),
+                    (created_at, status, activate_at, count, deleting),
+                )| {
+                    ClusterRecord {
+                        name,
+                        role_arn,
+                        version,
+                        tags,
+                        created_at,
+                        status: StatusCode::try_from(status).unwrap(),
+                        activate_at,
+                        association_count: count,
+                        deleting,
+                    }
+                },
+            )
+    }
+
+    fn association() -> impl Strategy<Value = AssociationRecord> {
+        (
+            (text(), text(), text(), text(), text(), tags()),
+            (any::<i64>(), any::<i64>(), any::<bool>()),
+            (
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                proptest::option::of(prop::collection::vec(any::<u8>(), 0..40)),
+            ),
+        )
+            .prop_map(
+                |(
+                    (cluster, id, namespace, service_account, role_arn, tags),
+                    (created_at, modified_at, disable_session_tags),
+                    (target_role_arn, external_id, policy, create_token),
+                )| AssociationRecord {
+                    cluster,
+                    id,
+                    namespace,
+                    service_account,
+                    role_arn,
+                    tags,
+                    created_at,
+                    modified_at,
+                    disable_session_tags,
+                    target_role_arn,
+                    external_id,
+                    policy,
+                    create_token,
+                },
+            )
+    }
+
+    fn token() -> impl Strategy<Value = TokenRecord> {
+        let response = prop_oneof![
+            cluster().prop_map(SavedResponse::Cluster),
+            association().prop_map(SavedResponse::Association),
+        ];
+        (
+            prop::collection::vec(any::<u8>(), 0..64),
+            any::<i64>(),
+            response,
+        )
+            .prop_map(|(fingerprint, expires_at, response)| TokenRecord {
+                fingerprint,
+                expires_at,
+                response,
+            })
+    }
+
+    #[test]
+    fn every_record_decodes_as_it_was_encoded() {
+        let records = (cluster(), association(), text(), token());
+        crate::props::check("record round trip", 256, records, |(c, a, id, t)| {
+            prop_assert_eq!(decode::<ClusterRecord>(&encode(&c)).unwrap(), c);
+            prop_assert_eq!(decode::<AssociationRecord>(&encode(&a)).unwrap(), a);
+            let index = IndexRecord { id };
+            prop_assert_eq!(decode::<IndexRecord>(&encode(&index)).unwrap(), index);
+            let bytes = encode(&t);
+            prop_assert_eq!(token_expires_at(&bytes).unwrap().as_millis(), t.expires_at);
+            prop_assert_eq!(decode::<TokenRecord>(&bytes).unwrap(), t);
+            Ok(())
+        });
+    }
+
+    /// Damaged bytes are refused as corrupt, never a panic: arbitrary bytes,
+    /// and real records cut short or with a byte changed.
+    #[test]
+    fn any_bytes_decode_or_are_refused_as_corrupt() {
+        let damaged = (
+            token(),
+            any::<prop::sample::Index>(),
+            any::<u8>(),
+            any::<bool>(),
+        )
+            .prop_map(|(t, at, byte, cut)| {
+                let mut bytes = encode(&t);
+                let at = at.index(bytes.len());
+                if cut {
+                    bytes.truncate(at);
+                } else {
+                    bytes[at] = byte;
+                }
+                bytes
+            });
+        let bytes = prop_oneof![prop::collection::vec(any::<u8>(), 0..256), damaged];
+        crate::props::check("record decoding", 512, bytes, |bytes: Vec<u8>| {
+            let _ = decode::<ClusterRecord>(&bytes);
+            let _ = decode::<AssociationRecord>(&bytes);
+            let _ = decode::<IndexRecord>(&bytes);
+            let _ = decode::<TokenRecord>(&bytes);
+            let _ = token_expires_at(&bytes);
+            let _ = decode::<v1::AssociationRecord>(&bytes);
+            Ok(())
+        });
     }
 }
