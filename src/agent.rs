@@ -547,7 +547,8 @@ fn container_credentials(answer: AssumeRoleAnswer) -> Result<ContainerCredential
     })
 }
 
-/// `2026-12-05T13:03:49Z`: the form the SDKs parse, to the second.
+/// RFC 3339 in UTC to the second (`YYYY-MM-DDTHH:MM:SSZ`): the form the
+/// SDKs' container credential providers parse.
 fn iso8601(at: Timestamp) -> Result<String, String> {
     // Whole seconds, so RFC 3339 writes no fraction.
     time::OffsetDateTime::from_unix_timestamp(at.as_millis().div_euclid(1000))

@@ -1,6 +1,6 @@
-//! What the `local` provider minted, kept until it expires so that
-//! `GET /admin/v1/credentials/{accessKeyId}` can say what the credentials
-//! were for.
+//! What a credential provider (`local` or `sts`) issued, kept until it
+//! expires so that `GET /admin/v1/credentials/{accessKeyId}` can say what
+//! the credentials were for.
 
 use super::provider::{IssuedCredentials, RoleRequest};
 use super::token::VerifiedToken;

@@ -1,5 +1,5 @@
 //! What EKS Auth keeps: each cluster's token issuer (tree `cluster_issuers`,
-//! keyed like `clusters`) and the credentials the `local` provider minted
+//! keyed like `clusters`) and the credentials a provider issued
 //! (tree `credentials`, keyed by access key ID), until they expire.
 //!
 //! A cluster's issuer record is written and removed in the transactions that
@@ -64,7 +64,7 @@ impl IssuerRecord {
     }
 }
 
-/// Credentials the `local` provider minted (format 1, schema 4). The expiry
+/// Credentials a provider issued (format 1, schema 4). The expiry
 /// comes first so that the sweep decodes only it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialRecord {

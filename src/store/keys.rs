@@ -19,7 +19,7 @@ pub const TREE_ASSOCIATION_INDEX: &str = "association_index";
 pub const TREE_TOKENS: &str = "tokens";
 /// Schema 4: each cluster's token issuer, keyed like `clusters`.
 pub const TREE_ISSUERS: &str = "cluster_issuers";
-/// Schema 4: credentials the `local` provider minted, keyed by access key ID.
+/// Schema 4: credentials a provider issued, keyed by access key ID.
 pub const TREE_CREDENTIALS: &str = "credentials";
 /// Schemas 1 and 2 only: an expiry-time index of the tokens, removed by
 /// schema 3 (the sweep now reads each token's expiry from its record).
